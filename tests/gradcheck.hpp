@@ -1,0 +1,82 @@
+#pragma once
+// Test support: central finite differences in double precision and random inputs.
+//
+// Error measure (used by every gradient test): for each checked entry i,
+//   err_i = |analytic_i - numeric_i| / max(|analytic_i|, |numeric_i|, 1e-3 * max_j |numeric_j|)
+// i.e. elementwise relative error, with a floor at a thousandth of the largest gradient so
+// that entries which are zero up to rounding do not divide by nothing. Tests require
+// max_i err_i < 1e-6 in double.
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <span>
+#include <vector>
+
+#include "rlxf/core/rng.hpp"
+
+namespace rlxf::test {
+
+struct GradCheck {
+  double max_error = 0;       // max_i err_i as defined above
+  std::size_t worst = 0;      // index of the worst entry
+  double analytic = 0, numeric = 0;  // their values there
+  std::size_t checked = 0;
+};
+
+// Checks `analytic` (dLoss/dx) against central differences of `loss()` with x perturbed in
+// place (restored afterwards). `loss` must read x through whatever aliases it holds.
+// Every `stride`-th entry is checked (1 = all).
+template <class Loss>
+GradCheck check_gradient(std::span<double> x, std::span<const double> analytic, Loss&& loss,
+                         double h = 1e-6, std::size_t stride = 1) {
+  std::vector<double> numeric(x.size(), 0.0);
+  double scale = 0;
+  for (std::size_t i = 0; i < x.size(); i += stride) {
+    const double saved = x[i];
+    x[i] = saved + h;
+    const double up = loss();
+    x[i] = saved - h;
+    const double down = loss();
+    x[i] = saved;
+    numeric[i] = (up - down) / (2 * h);
+    scale = std::max(scale, std::abs(numeric[i]));
+  }
+  GradCheck r;
+  for (std::size_t i = 0; i < x.size(); i += stride) {
+    const double denom = std::max({std::abs(analytic[i]), std::abs(numeric[i]), 1e-3 * scale, 1e-300});
+    const double err = std::abs(analytic[i] - numeric[i]) / denom;
+    ++r.checked;
+    if (err > r.max_error || r.checked == 1) {
+      r.max_error = std::max(err, r.max_error);
+      if (err >= r.max_error) { r.worst = i; r.analytic = analytic[i]; r.numeric = numeric[i]; }
+    }
+  }
+  return r;
+}
+
+// n values drawn from N(0, scale^2), reproducible from `seed`.
+template <class T = double>
+std::vector<T> random_normal(std::size_t n, std::uint64_t seed, double scale = 1.0) {
+  std::vector<T> v(n);
+  rlxf::Rng(seed, 0xC0FFEE).fill_normal(std::span<T>(v), 0.0, scale);
+  return v;
+}
+
+// sum_i w_i y_i: a scalar loss whose gradient with respect to y is w.
+inline double weighted_sum(std::span<const double> y, std::span<const double> w) {
+  double s = 0;
+  for (std::size_t i = 0; i < y.size(); ++i) s += y[i] * w[i];
+  return s;
+}
+
+// max_i |a_i - b_i| / max(|b_i|, floor): the agreement measure for f32 vs f64 paths.
+template <class A, class B>
+double max_relative_difference(const A& a, const B& b, double floor = 1e-3) {
+  double m = 0;
+  for (std::size_t i = 0; i < std::size(b); ++i)
+    m = std::max(m, std::abs(static_cast<double>(a[i]) - static_cast<double>(b[i])) /
+                        std::max(std::abs(static_cast<double>(b[i])), floor));
+  return m;
+}
+
+}  // namespace rlxf::test
