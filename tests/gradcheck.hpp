@@ -46,9 +46,11 @@ GradCheck check_gradient(std::span<double> x, std::span<const double> analytic, 
     const double denom = std::max({std::abs(analytic[i]), std::abs(numeric[i]), 1e-3 * scale, 1e-300});
     const double err = std::abs(analytic[i] - numeric[i]) / denom;
     ++r.checked;
-    if (err > r.max_error || r.checked == 1) {
-      r.max_error = std::max(err, r.max_error);
-      if (err >= r.max_error) { r.worst = i; r.analytic = analytic[i]; r.numeric = numeric[i]; }
+    if (err >= r.max_error) {
+      r.max_error = err;
+      r.worst = i;
+      r.analytic = analytic[i];
+      r.numeric = numeric[i];
     }
   }
   return r;
