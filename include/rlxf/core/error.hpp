@@ -4,7 +4,6 @@
 //   "loading checkpoint run/ckpt.safetensors: tensor 'h.0.attn.c_attn.weight': file is truncated"
 // Code that knows where it is (a file, a line, a field) adds context with `with_context`.
 #include <exception>
-#include <source_location>
 #include <sstream>
 #include <string>
 #include <string_view>
@@ -71,9 +70,7 @@ decltype(auto) with_context(std::string_view ctx, F&& f) {
 
 // Precondition check for library entry points: throws rlxf::Error naming the function,
 // the failed condition and a message streamed from the remaining arguments.
-#define RLXF_REQUIRE(cond, ...)                                                         \
-  do {                                                                                  \
-    if (!(cond))                                                                        \
-      ::rlxf::fail(std::source_location::current().function_name(), ": ", __VA_ARGS__, \
-                   " [failed: " #cond "]");                                             \
+#define RLXF_REQUIRE(cond, ...)                                                   \
+  do {                                                                            \
+    if (!(cond)) ::rlxf::fail(__func__, ": ", __VA_ARGS__, " [failed: " #cond "]"); \
   } while (0)

@@ -19,7 +19,8 @@ namespace rlxf {
 template <class T, std::size_t N>
 using Tensor = xt::xtensor<T, N, xt::layout_type::row_major>;
 
-// A zero-filled tensor of the given shape.
+// A zero-filled tensor of the given shape. Build tensors with this (or Tensor::from_shape):
+// beware that `Tensor<T, 1>({n})` is a one-element tensor holding n, not n elements.
 template <class T, std::size_t N>
 Tensor<T, N> zeros(const std::array<std::size_t, N>& shape) {
   Tensor<T, N> t(shape);

@@ -29,7 +29,7 @@ inline void set_threads([[maybe_unused]] int n) {
 // Calls f(i) for i in [0, n), in parallel when n is at least `min_parallel`. `f` must not
 // throw: an exception cannot leave an OpenMP region.
 template <class F>
-void parallel_for(std::size_t n, F&& f, std::size_t min_parallel = 2) {
+void parallel_for(std::size_t n, F&& f, [[maybe_unused]] std::size_t min_parallel = 2) {
 #if defined(_OPENMP)
   if (n >= min_parallel && omp_get_max_threads() > 1 && !omp_in_parallel()) {
     const auto count = static_cast<long long>(n);

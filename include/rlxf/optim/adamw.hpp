@@ -1,0 +1,217 @@
+#pragma once
+// AdamW (Loshchilov & Hutter, "Decoupled Weight Decay Regularization", 2019), with the update
+// of torch.optim.AdamW. For each element, at step t = 1, 2, ... with gradient g:
+//   m     = beta1 * m + (1 - beta1) * g            first moment (running mean of g)
+//   v     = beta2 * v + (1 - beta2) * g^2          second moment (running mean of g^2)
+//   m_hat = m / (1 - beta1^t)                      bias corrections (m and v start at 0)
+//   v_hat = v / (1 - beta2^t)
+//   p     = p - lr * (m_hat / (sqrt(v_hat) + eps) + wd * p)
+// The decay term wd * p is decoupled: it is applied to the parameter directly, not added to
+// the gradient (which would make it pass through the adaptive scaling, as in Adam + L2).
+// Parameters excluded from weight decay (see DecayRule) take the same update with wd = 0.
+//
+// Moments are stored in T (as PyTorch stores them in the parameter's dtype); each new m, v and
+// p is computed in double from the stored values and rounded to T once. The update is elementwise,
+// so splitting it across threads never changes a result.
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <functional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+#include "rlxf/concepts.hpp"
+#include "rlxf/core/error.hpp"
+#include "rlxf/core/parameter.hpp"
+#include "rlxf/core/threading.hpp"
+
+namespace rlxf::optim {
+
+struct AdamWConfig {
+  double lr = 1e-3;            // learning rate; torch.optim.AdamW's default
+  double beta1 = 0.9;          // decay of the first moment; torch's default (Kingma & Ba)
+  double beta2 = 0.999;        // decay of the second moment; torch's default (Kingma & Ba)
+  double eps = 1e-8;           // added to sqrt(v_hat) so the step stays finite; torch's default
+  double weight_decay = 0.01;  // decoupled decay coefficient wd; torch.optim.AdamW's default
+};
+
+// Decides from a parameter's name whether weight decay applies to it (true = decay).
+using DecayRule = std::function<bool(std::string_view name)>;
+
+// Every parameter decays: torch.optim.AdamW given one parameter group.
+inline bool decay_all(std::string_view /*name*/) { return true; }
+
+// The Hugging Face / PyTorch fine-tuning convention (transformers.Trainer's default groups):
+// no decay on biases and on LayerNorm/RMSNorm weights, decay on everything else (embeddings
+// included). From the Hugging Face name alone: a parameter does not decay when its last
+// component is "bias", or when the module holding it (the component before the last) contains
+// "norm" in any case (BERT "LayerNorm", LLaMA "input_layernorm" and "norm") or starts with
+// "ln_" (GPT-2 "ln_1", "ln_2", "ln_f").
+inline bool decay_except_bias_and_norm(std::string_view name) {
+  const std::size_t last_dot = name.rfind('.');
+  const std::string_view leaf = last_dot == std::string_view::npos ? name : name.substr(last_dot + 1);
+  if (leaf == "bias") return false;
+  if (last_dot == std::string_view::npos) return true;
+  const std::string_view path = name.substr(0, last_dot);
+  const std::size_t module_dot = path.rfind('.');
+  const std::string_view module =
+      module_dot == std::string_view::npos ? path : path.substr(module_dot + 1);
+  std::string lower(module);
+  std::transform(lower.begin(), lower.end(), lower.begin(),
+                 [](char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; });
+  return lower.find("norm") == std::string::npos && !lower.starts_with("ln_");
+}
+
+// Everything AdamW needs to resume exactly: a restored optimizer given the same gradients takes
+// bit-identical steps. Moments are listed in the ParameterList's order, each flattened
+// row-major; a checkpoint stores them under the parameters' names (AdamW::params()).
+template <class T>
+struct AdamWState {
+  std::size_t steps = 0;                        // updates taken (t of the last update)
+  double lr = 0;                                // current learning rate
+  std::vector<std::vector<T>> first_moment;     // m, one vector per parameter
+  std::vector<std::vector<T>> second_moment;    // v, one vector per parameter
+};
+
+template <class T>
+class AdamW {
+  static_assert(std::is_floating_point_v<T>, "AdamW<T>: T must be a floating-point type");
+
+ public:
+  // Optimizes `params` (each must appear once). `decays` picks the parameters that take weight
+  // decay, by name: decay_all (the default, as torch.optim.AdamW with one group) or
+  // decay_except_bias_and_norm (the Hugging Face convention), or any rule of the caller's.
+  // Throws rlxf::Error naming the field for a config out of range: lr >= 0, 0 <= beta1 < 1,
+  // 0 <= beta2 < 1, eps > 0, weight_decay >= 0, all finite.
+  explicit AdamW(ParameterList<T> params, AdamWConfig cfg = {},
+                 const DecayRule& decays = decay_all)
+      : params_(std::move(params)), cfg_(cfg) {
+    RLXF_REQUIRE(std::isfinite(cfg.lr) && cfg.lr >= 0, "AdamWConfig.lr must be finite and >= 0, got ",
+                 cfg.lr);
+    RLXF_REQUIRE(cfg.beta1 >= 0 && cfg.beta1 < 1, "AdamWConfig.beta1 must be in [0, 1), got ",
+                 cfg.beta1);
+    RLXF_REQUIRE(cfg.beta2 >= 0 && cfg.beta2 < 1, "AdamWConfig.beta2 must be in [0, 1), got ",
+                 cfg.beta2);
+    RLXF_REQUIRE(std::isfinite(cfg.eps) && cfg.eps > 0, "AdamWConfig.eps must be finite and > 0, got ",
+                 cfg.eps);
+    RLXF_REQUIRE(std::isfinite(cfg.weight_decay) && cfg.weight_decay >= 0,
+                 "AdamWConfig.weight_decay must be finite and >= 0, got ", cfg.weight_decay);
+    std::vector<const Parameter<T>*> seen;
+    for (const auto& ref : params_) {
+      RLXF_REQUIRE(ref.param != nullptr, "parameter '", ref.name, "' is null");
+      RLXF_REQUIRE(ref.param->grad.size() == ref.param->value.size(), "parameter '", ref.name,
+                   "': grad has ", ref.param->grad.size(), " elements, value has ",
+                   ref.param->value.size());
+      seen.push_back(ref.param);
+      decay_.push_back(decays(ref.name));
+      first_.emplace_back(ref.param->size(), T(0));
+      second_.emplace_back(ref.param->size(), T(0));
+    }
+    std::sort(seen.begin(), seen.end());
+    RLXF_REQUIRE(std::adjacent_find(seen.begin(), seen.end()) == seen.end(),
+                 "a parameter appears twice in the list (it would be updated twice per step)");
+  }
+
+  // One update of every parameter from its current gradient, with the current lr.
+  void step() {
+    for (std::size_t i = 0; i < params_.size(); ++i) check_sizes(i);
+    ++steps_;
+    const double t = static_cast<double>(steps_);
+    const double correction1 = 1 - std::pow(cfg_.beta1, t);  // 1 - beta1^t
+    const double correction2 = 1 - std::pow(cfg_.beta2, t);  // 1 - beta2^t
+    for (std::size_t i = 0; i < params_.size(); ++i) update(i, correction1, correction2);
+  }
+  // Sets the learning rate, then steps.
+  void step(double lr) {
+    set_lr(lr);
+    step();
+  }
+
+  void zero_grad() {
+    for (const auto& ref : params_) ref.param->zero_grad();
+  }
+
+  // Updates taken so far.
+  std::size_t steps() const { return steps_; }
+  double lr() const { return cfg_.lr; }
+  void set_lr(double lr) {
+    RLXF_REQUIRE(std::isfinite(lr) && lr >= 0, "lr must be finite and >= 0, got ", lr);
+    cfg_.lr = lr;
+  }
+  // The configuration; its lr is the current one.
+  const AdamWConfig& config() const { return cfg_; }
+
+  const ParameterList<T>& params() const { return params_; }
+  // Whether parameter i (in ParameterList order) takes weight decay.
+  bool decays(std::size_t i) const { return decay_.at(i); }
+  // The moments of parameter i, flattened row-major.
+  std::span<const T> first_moment(std::size_t i) const { return first_.at(i); }
+  std::span<const T> second_moment(std::size_t i) const { return second_.at(i); }
+
+  // A copy of the state, for a checkpoint.
+  AdamWState<T> state() const { return {steps_, cfg_.lr, first_, second_}; }
+  // Resumes from `s`, taken from an AdamW over parameters of the same sizes in the same order.
+  void restore(AdamWState<T> s) {
+    RLXF_REQUIRE(s.first_moment.size() == params_.size() && s.second_moment.size() == params_.size(),
+                 "state has ", s.first_moment.size(), " first and ", s.second_moment.size(),
+                 " second moments for ", params_.size(), " parameters");
+    for (std::size_t i = 0; i < params_.size(); ++i)
+      RLXF_REQUIRE(s.first_moment[i].size() == first_[i].size() &&
+                       s.second_moment[i].size() == second_[i].size(),
+                   "parameter '", params_[i].name, "' has ", first_[i].size(),
+                   " elements, the state's moments have ", s.first_moment[i].size(), " and ",
+                   s.second_moment[i].size());
+    set_lr(s.lr);
+    steps_ = s.steps;
+    first_ = std::move(s.first_moment);
+    second_ = std::move(s.second_moment);
+  }
+
+ private:
+  // Below this many elements a parameter is updated on the calling thread.
+  static constexpr std::size_t kParallelMin = std::size_t{1} << 14;
+
+  void check_sizes(std::size_t i) const {
+    const auto& ref = params_[i];
+    RLXF_REQUIRE(ref.param->value.size() == first_[i].size() &&
+                     ref.param->grad.size() == first_[i].size(),
+                 "parameter '", ref.name, "' changed size since the optimizer was built: value ",
+                 ref.param->value.size(), ", grad ", ref.param->grad.size(), ", moments ",
+                 first_[i].size());
+  }
+
+  void update(std::size_t i, double correction1, double correction2) {
+    T* p = params_[i].param->value.data();
+    const T* g = params_[i].param->grad.data();
+    T* m = first_[i].data();
+    T* v = second_[i].data();
+    const double lr = cfg_.lr, beta1 = cfg_.beta1, beta2 = cfg_.beta2, eps = cfg_.eps;
+    const double wd = decay_[i] ? cfg_.weight_decay : 0.0;
+    parallel_for(
+        first_[i].size(),
+        [=](std::size_t j) {
+          const double gj = static_cast<double>(g[j]);
+          m[j] = static_cast<T>(beta1 * static_cast<double>(m[j]) + (1 - beta1) * gj);
+          v[j] = static_cast<T>(beta2 * static_cast<double>(v[j]) + (1 - beta2) * gj * gj);
+          const double m_hat = static_cast<double>(m[j]) / correction1;
+          const double v_hat = static_cast<double>(v[j]) / correction2;
+          const double pj = static_cast<double>(p[j]);
+          p[j] = static_cast<T>(pj - lr * (m_hat / (std::sqrt(v_hat) + eps) + wd * pj));
+        },
+        kParallelMin);
+  }
+
+  ParameterList<T> params_;
+  AdamWConfig cfg_;
+  std::vector<bool> decay_;
+  std::vector<std::vector<T>> first_, second_;
+  std::size_t steps_ = 0;
+};
+
+static_assert(rlxf::Optimizer<AdamW<float>> && rlxf::Optimizer<AdamW<double>>);
+
+}  // namespace rlxf::optim
