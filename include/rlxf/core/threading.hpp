@@ -26,6 +26,19 @@ inline void set_threads([[maybe_unused]] int n) {
 #endif
 }
 
+// Elements of light work (a few to a few tens of flops each) below which a parallel region
+// costs more than it saves. A region costs microseconds on an idle machine, and can cost a
+// scheduler time slice when the cores are shared, so small calls (gradient checks, short
+// sequences) stay serial.
+inline constexpr std::size_t parallel_grain = std::size_t{1} << 14;
+
+// The min_parallel argument of parallel_for for tasks of task_size elements each: the fewest
+// tasks that make up a grain (at least two).
+constexpr std::size_t min_parallel_tasks(std::size_t task_size) {
+  const std::size_t size = task_size > 0 ? task_size : 1;
+  return parallel_grain / size > 2 ? parallel_grain / size : 2;
+}
+
 // Calls f(i) for i in [0, n), in parallel when n is at least `min_parallel`. `f` must not
 // throw: an exception cannot leave an OpenMP region.
 template <class F>

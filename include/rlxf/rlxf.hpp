@@ -1,0 +1,29 @@
+#pragma once
+// rlxf: reward-modelled LLM fine-tuning. The one supported include.
+#include "rlxf/concepts.hpp"
+
+#include "rlxf/core/dtype.hpp"
+#include "rlxf/core/error.hpp"
+#include "rlxf/core/parameter.hpp"
+#include "rlxf/core/rng.hpp"
+#include "rlxf/core/tensor.hpp"
+#include "rlxf/core/threading.hpp"
+
+#include "rlxf/cpu/activations.hpp"
+#include "rlxf/cpu/attention.hpp"
+#include "rlxf/cpu/gemm.hpp"
+#include "rlxf/cpu/layernorm.hpp"
+#include "rlxf/cpu/rmsnorm.hpp"
+#include "rlxf/cpu/rope.hpp"
+#include "rlxf/cpu/softmax.hpp"
+
+#include "rlxf/nn/attention.hpp"
+#include "rlxf/nn/embedding.hpp"
+#include "rlxf/nn/linear.hpp"
+#include "rlxf/nn/mlp.hpp"
+#include "rlxf/nn/norm.hpp"
+#include "rlxf/nn/transformer_block.hpp"
+
+#include "rlxf/optim/adamw.hpp"
+#include "rlxf/optim/clip.hpp"
+#include "rlxf/optim/schedule.hpp"
