@@ -1,9 +1,9 @@
 // GEMM throughput of cpu::gemm<float> on the matrix products of one GPT-2 small layer
-// (C = 768) over B*T = 1024 tokens, forward and backward, as nn's Linear calls them: the
-// weight W is stored (in, out) row-major, so
-//   forward         Y (BT, out)  = X (BT, in) W (in, out)        gemm(no,  no)
-//   backward input  dX (BT, in) += dY (BT, out) W^T              gemm(no,  yes), beta = 1
-//   backward weight dW (in, out) += X^T (in, BT) dY (BT, out)    gemm(yes, no),  beta = 1
+// (C = 768) over B*T = 1024 tokens, forward and backward, as nn::Linear calls them: the
+// weight W is stored (out, in) row-major (PyTorch's nn.Linear layout), so
+//   forward         Y (BT, out)   = X (BT, in) W^T                gemm(no,  yes)
+//   backward input  dX (BT, in)   = dY (BT, out) W (out, in)      gemm(no,  no)
+//   backward weight dW (out, in) += dY^T (out, BT) X (BT, in)     gemm(yes, no),  beta = 1
 // plus a reference: Eigen's own 1024 x 1024 MatrixXf product (column-major, Eigen's threading).
 // Reported as GFLOP/s of wall-clock time, 2 M N K flops per product.
 #include <cstddef>
@@ -36,37 +36,37 @@ void set_flops(benchmark::State& state, std::size_t M, std::size_t N, std::size_
                                                benchmark::Counter::kIsRate);
 }
 
-// Y (tokens, out) = X (tokens, in) W (in, out).
+// Y (tokens, out) = X (tokens, in) W^T, W stored (out, in).
 void linear_forward(benchmark::State& state, std::size_t in, std::size_t out) {
-  const auto X = random_matrix(tokens, in, 1), W = random_matrix(in, out, 2);
+  const auto X = random_matrix(tokens, in, 1), W = random_matrix(out, in, 2);
   std::vector<float> Y(tokens * out);
   for (auto _ : state) {
-    gemm(Trans::no, Trans::no, tokens, out, in, 1.0f, X.data(), in, W.data(), out, 0.0f, Y.data(), out);
+    gemm(Trans::no, Trans::yes, tokens, out, in, 1.0f, X.data(), in, W.data(), in, 0.0f, Y.data(), out);
     benchmark::DoNotOptimize(Y.data());
   }
   set_flops(state, tokens, out, in);
 }
 
-// dX (tokens, in) += dY (tokens, out) W^T, W stored (in, out).
+// dX (tokens, in) = dY (tokens, out) W, W stored (out, in).
 void linear_backward_input(benchmark::State& state, std::size_t in, std::size_t out) {
-  const auto dY = random_matrix(tokens, out, 3), W = random_matrix(in, out, 2);
+  const auto dY = random_matrix(tokens, out, 3), W = random_matrix(out, in, 2);
   std::vector<float> dX(tokens * in, 0.0f);
   for (auto _ : state) {
-    gemm(Trans::no, Trans::yes, tokens, in, out, 1.0f, dY.data(), out, W.data(), out, 1.0f, dX.data(), in);
+    gemm(Trans::no, Trans::no, tokens, in, out, 1.0f, dY.data(), out, W.data(), in, 0.0f, dX.data(), in);
     benchmark::DoNotOptimize(dX.data());
   }
   set_flops(state, tokens, in, out);
 }
 
-// dW (in, out) += X^T dY, X stored (tokens, in), dY (tokens, out).
+// dW (out, in) += dY^T X, X stored (tokens, in), dY (tokens, out).
 void linear_backward_weight(benchmark::State& state, std::size_t in, std::size_t out) {
   const auto X = random_matrix(tokens, in, 1), dY = random_matrix(tokens, out, 3);
-  std::vector<float> dW(in * out, 0.0f);
+  std::vector<float> dW(out * in, 0.0f);
   for (auto _ : state) {
-    gemm(Trans::yes, Trans::no, in, out, tokens, 1.0f, X.data(), in, dY.data(), out, 1.0f, dW.data(), out);
+    gemm(Trans::yes, Trans::no, out, in, tokens, 1.0f, dY.data(), out, X.data(), in, 1.0f, dW.data(), in);
     benchmark::DoNotOptimize(dW.data());
   }
-  set_flops(state, in, out, tokens);
+  set_flops(state, out, in, tokens);
 }
 
 // Eigen's own product of two square column-major matrices: what Eigen reaches on its home turf.
