@@ -424,6 +424,48 @@ TEST_CASE("results are bitwise identical whatever the thread count") {
   rlxf::set_threads(saved);
 }
 
+TEST_CASE("a KV-cache layout (kv_capacity > kv_len) gives the packed result") {
+  // Causal, padded, grouped-query, q_len < kv_len (new queries against a filled cache).
+  const AttentionShape packed{3, 4, 2, 5, 37, 16};
+  const Problem p = make_problem(packed, true, 16, true, 21);
+  const Result want = run_kernel<double>(p);
+  // The same keys and values in rows 0..36 of 50 per kv head; rows 37..49 hold NaN, as
+  // unfilled cache rows may, and the mask rows are 50 long with garbage past 37.
+  const std::size_t cap = 50, d = packed.head_dim, heads = packed.batch * packed.kv_heads;
+  Problem c = p;
+  c.s.kv_capacity = cap;
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  auto spread = [&](const std::vector<double>& x, double fill) {
+    std::vector<double> y(heads * cap * d, fill);
+    for (std::size_t h = 0; h < heads; ++h)
+      std::copy_n(x.begin() + static_cast<std::ptrdiff_t>(h * packed.kv_len * d), packed.kv_len * d,
+                  y.begin() + static_cast<std::ptrdiff_t>(h * cap * d));
+    return y;
+  };
+  c.k = spread(p.k, nan);
+  c.v = spread(p.v, nan);
+  c.dk0 = spread(p.dk0, 0.0);
+  c.dv0 = spread(p.dv0, 0.0);
+  c.mask.assign(packed.batch * cap, 1);
+  for (std::size_t b = 0; b < packed.batch; ++b)
+    std::copy_n(p.mask.begin() + static_cast<std::ptrdiff_t>(b * packed.kv_len), packed.kv_len,
+                c.mask.begin() + static_cast<std::ptrdiff_t>(b * cap));
+  const auto q = c.q, dout = c.dout;
+  std::vector<double> o(p.q_size()), lse(packed.batch * packed.q_heads * packed.q_len);
+  auto dq = c.dq0, dk = c.dk0, dv = c.dv0;
+  rlxf::cpu::attention_forward(q.data(), c.k.data(), c.v.data(), o.data(), lse.data(), c.s, c.options());
+  rlxf::cpu::attention_backward(q.data(), c.k.data(), c.v.data(), o.data(), lse.data(), dout.data(),
+                                dq.data(), dk.data(), dv.data(), c.s, c.options());
+  CHECK(o == want.o);
+  CHECK(lse == want.lse);
+  CHECK(dq == want.dq);
+  for (std::size_t h = 0; h < heads; ++h)
+    for (std::size_t r = 0; r < packed.kv_len * d; ++r) {
+      REQUIRE(dk[h * cap * d + r] == want.dk[h * packed.kv_len * d + r]);
+      REQUIRE(dv[h * cap * d + r] == want.dv[h * packed.kv_len * d + r]);
+    }
+}
+
 TEST_CASE("bad shapes and options are rejected") {
   std::vector<float> x(64, 0.0f);
   const auto forward = [&](const AttentionShape& s, const AttentionOptions& opt) {

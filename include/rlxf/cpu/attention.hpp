@@ -30,12 +30,17 @@ struct AttentionShape {
   // q_heads is a multiple of kv_heads (grouped-query attention: q head h reads kv head
   // h / (q_heads / kv_heads)).
   std::size_t batch, q_heads, kv_heads, q_len, kv_len, head_dim;
+  // Rows allocated per kv head in k, v (and dk, dv) and per batch row of key_mask: a KV cache
+  // holds kv_len filled rows out of kv_capacity. 0 means kv_len (tight packing).
+  std::size_t kv_capacity = 0;
+
+  std::size_t kv_stride() const { return kv_capacity ? kv_capacity : kv_len; }
 };
 
 struct AttentionOptions {
   bool causal = false;                     // query i sees key j iff j <= i + (kv_len - q_len)
   double scale = 0.0;                      // 0 means 1 / sqrt(head_dim)
-  const std::uint8_t* key_mask = nullptr;  // (batch, kv_len): 1 = attend, 0 = padding; null = all
+  const std::uint8_t* key_mask = nullptr;  // (batch, kv_stride): 1 = attend, 0 = padding; null = all
   std::size_t key_tile = 64;               // keys per tile of the online softmax
 };
 
@@ -90,6 +95,8 @@ struct AttentionPlan {
                  "q_heads (", s.q_heads, ") must be a positive multiple of kv_heads (",
                  s.kv_heads, ")");
     RLXF_REQUIRE(s.head_dim > 0, "head_dim must be positive");
+    RLXF_REQUIRE(s.kv_capacity == 0 || s.kv_capacity >= s.kv_len, "kv_capacity (", s.kv_capacity,
+                 ") is smaller than kv_len (", s.kv_len, ")");
     RLXF_REQUIRE(opt.key_tile > 0, "key_tile must be positive");
     RLXF_REQUIRE(std::isfinite(opt.scale), "scale must be finite, got ", opt.scale);
     scale = static_cast<T>(opt.scale != 0.0 ? opt.scale
@@ -125,7 +132,7 @@ struct AttentionPlan {
     constexpr T inf = std::numeric_limits<T>::infinity();
     const auto cols = static_cast<std::size_t>(s.cols());
     if (options.key_mask != nullptr) {
-      const std::uint8_t* mask = options.key_mask + b * shape.kv_len + j0;
+      const std::uint8_t* mask = options.key_mask + b * shape.kv_stride() + j0;
       for (std::size_t c = 0; c < cols; ++c)
         if (mask[c] == 0) s.col(c).setConstant(-inf);
     }
@@ -156,7 +163,8 @@ void exp_shifted(Row&& row, T shift) {
 
 }  // namespace detail
 
-// Forward. q, o: (batch, q_heads, q_len, head_dim); k, v: (batch, kv_heads, kv_len, head_dim);
+// Forward. q, o: (batch, q_heads, q_len, head_dim); k, v: (batch, kv_heads, kv_stride, head_dim)
+// with the first kv_len rows of each head used;
 // lse: (batch, q_heads, q_len), the log-sum-exp of each row's scaled, masked scores (what
 // backward needs). A row with no visible key gets o = 0 and lse = +inf.
 // Parallel over (batch, q head); results do not depend on the thread count.
@@ -176,8 +184,8 @@ void attention_forward(const T* q, const T* k, const T* v, T* o, T* lse, const A
         const std::size_t b = job / s.q_heads;
         const std::size_t kv_job = b * s.kv_heads + (job % s.q_heads) / plan.group;
         const T* qh = q + job * s.q_len * d;
-        const T* kh = k + kv_job * s.kv_len * d;
-        const T* vh = v + kv_job * s.kv_len * d;
+        const T* kh = k + kv_job * s.kv_stride() * d;
+        const T* vh = v + kv_job * s.kv_stride() * d;
         T* oh = o + job * s.q_len * d;
         T* lseh = lse + job * s.q_len;
         detail::Scratch<T> scores(plan.query_tile * plan.key_tile);
@@ -223,7 +231,7 @@ void attention_forward(const T* q, const T* k, const T* v, T* o, T* lse, const A
 }
 
 // Backward, accumulating (+=) into dq (shape of q), dk (shape of k) and dv (shape of v).
-// q, o, dout: (batch, q_heads, q_len, head_dim); k, v: (batch, kv_heads, kv_len, head_dim);
+// q, o, dout: (batch, q_heads, q_len, head_dim); k, v: (batch, kv_heads, kv_stride, head_dim);
 // lse: (batch, q_heads, q_len) from attention_forward. Parallel over (batch, kv head), each
 // job looping over its group of q heads, so no two threads write the same dk/dv rows and the
 // result does not depend on the thread count.
@@ -242,10 +250,10 @@ void attention_backward(const T* q, const T* k, const T* v, const T* o, const T*
       s.batch * s.kv_heads,
       [&](std::size_t kv_job) {  // kv_job = b * kv_heads + kv head
         const std::size_t b = kv_job / s.kv_heads;
-        const T* kh = k + kv_job * s.kv_len * d;
-        const T* vh = v + kv_job * s.kv_len * d;
-        T* dkh = dk + kv_job * s.kv_len * d;
-        T* dvh = dv + kv_job * s.kv_len * d;
+        const T* kh = k + kv_job * s.kv_stride() * d;
+        const T* vh = v + kv_job * s.kv_stride() * d;
+        T* dkh = dk + kv_job * s.kv_stride() * d;
+        T* dvh = dv + kv_job * s.kv_stride() * d;
         detail::Scratch<T> probs(plan.query_tile * plan.key_tile);
         detail::Scratch<T> dprobs(plan.query_tile * plan.key_tile);
         detail::Scratch<T> delta(plan.query_tile);
