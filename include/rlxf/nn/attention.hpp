@@ -30,6 +30,18 @@ struct AttentionConfig {
   std::size_t head_dim() const { return d_model / n_heads; }
 };
 
+// Where a layer's keys and values live during incremental decoding: k, v are
+// (B, kv_heads, capacity, head_dim), rows [0, length) already filled; key_mask is
+// (B, capacity), 1 for real tokens, and must already cover the rows being added.
+template <class T>
+struct KvView {
+  T* k;
+  T* v;
+  std::size_t capacity;
+  std::size_t length;
+  const std::uint8_t* key_mask;
+};
+
 // Per-batch inputs that shape attention. Both are optional and must outlive the forward call.
 struct AttentionMask {
   const Tensor<std::uint8_t, 2>* key_padding = nullptr;  // (B, T): 1 = real token, 0 = padding
@@ -81,6 +93,37 @@ class MultiHeadAttention {
     cpu::attention_forward<T>(cache.q.data(), cache.k.data(), cache.v.data(), cache.o.data(),
                               cache.lse.data(), shape(b, t), options(cache));
     return o_proj.forward(from_heads(cache.o.data(), b, t, hq, d), cache.out);
+  }
+
+  // Incremental decoding (inference only): x (B, Tn, C) are the new tokens at `positions`
+  // (B*Tn); their keys and values are appended to the cache rows [length, length + Tn),
+  // and they attend to every filled row (causally among themselves). Returns (B, Tn, C).
+  Activation<T> forward_cached(const Activation<T>& x, const std::int32_t* positions, KvView<T> kv) const {
+    const std::size_t b = x.shape()[0], t = x.shape()[1];
+    const std::size_t hq = cfg_.n_heads, hkv = cfg_.kv_heads(), d = cfg_.head_dim();
+    RLXF_REQUIRE(kv.length + t <= kv.capacity, "KV cache full: ", kv.length, " + ", t,
+                 " rows exceed its capacity of ", kv.capacity);
+    Activation<T> q = q_proj.apply(x), k = k_proj.apply(x), v = v_proj.apply(x);
+    if (cfg_.rope) {
+      cpu::rope_forward<T>(q.data(), positions, b * t, hq, d, cfg_.rope_theta);
+      cpu::rope_forward<T>(k.data(), positions, b * t, hkv, d, cfg_.rope_theta);
+    }
+    for (std::size_t bi = 0; bi < b; ++bi)
+      for (std::size_t ti = 0; ti < t; ++ti)
+        for (std::size_t hi = 0; hi < hkv; ++hi) {
+          const std::size_t src = ((bi * t + ti) * hkv + hi) * d;
+          const std::size_t dst = ((bi * hkv + hi) * kv.capacity + kv.length + ti) * d;
+          std::copy_n(k.data() + src, d, kv.k + dst);
+          std::copy_n(v.data() + src, d, kv.v + dst);
+        }
+    const std::vector<T> qh = to_heads(q.data(), b, t, hq, d);
+    std::vector<T> o(qh.size()), lse(b * hq * t);
+    cpu::AttentionOptions opt;
+    opt.causal = cfg_.causal;
+    opt.key_mask = kv.key_mask;
+    cpu::attention_forward<T>(qh.data(), kv.k, kv.v, o.data(), lse.data(),
+                              {b, hq, hkv, t, kv.length + t, d, kv.capacity}, opt);
+    return o_proj.apply(from_heads(o.data(), b, t, hq, d));
   }
 
   Activation<T> backward(const Activation<T>& dy, const Cache& cache) {

@@ -48,6 +48,17 @@ class TransformerBlock {
     return norm2.forward(h + mlp.forward(h, cache.mlp), cache.norm2);
   }
 
+  // Incremental decoding (inference only): see MultiHeadAttention::forward_cached.
+  Activation<T> forward_cached(const Activation<T>& x, const std::int32_t* positions, KvView<T> kv) const {
+    Cache scratch;
+    if (cfg_.norm_position == NormPosition::pre) {
+      Activation<T> h = x + attn.forward_cached(norm1.forward(x, scratch.norm1), positions, kv);
+      return h + mlp.forward(norm2.forward(h, scratch.norm2), scratch.mlp);
+    }
+    const Activation<T> h = norm1.forward(x + attn.forward_cached(x, positions, kv), scratch.norm1);
+    return norm2.forward(h + mlp.forward(h, scratch.mlp), scratch.norm2);
+  }
+
   Activation<T> backward(const Activation<T>& dy, const Cache& cache) {
     if (cfg_.norm_position == NormPosition::pre) {
       Activation<T> dh = dy + norm2.backward(mlp.backward(dy, cache.mlp), cache.norm2);

@@ -1,0 +1,205 @@
+#pragma once
+// The policy: a causal transformer language model, configurable as the GPT-2 family (learned
+// positions, LayerNorm, GELU, biases, tied embeddings) or the LLaMA family (RoPE, RMSNorm,
+// SwiGLU, grouped-query attention, no biases, untied head).
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "rlxf/core/parameter.hpp"
+#include "rlxf/core/rng.hpp"
+#include "rlxf/core/tensor.hpp"
+#include "rlxf/cpu/gemm.hpp"
+#include "rlxf/nn/embedding.hpp"
+#include "rlxf/nn/transformer_block.hpp"
+
+namespace rlxf::model {
+
+enum class DecoderFamily { gpt2, llama };
+
+// Padding mask of a batch: (B, T), 1 = real token, 0 = padding.
+using Mask = Tensor<std::uint8_t, 2>;
+
+struct DecoderConfig {
+  DecoderFamily family = DecoderFamily::gpt2;
+  std::size_t vocab_size = 50257;
+  std::size_t max_positions = 1024;  // GPT-2: rows of the position table; LLaMA: a limit only
+  std::size_t d_model = 768;
+  std::size_t n_layers = 12;
+  std::size_t n_heads = 12;
+  std::size_t n_kv_heads = 0;        // 0: n_heads (LLaMA-2 70B and later use fewer)
+  std::size_t d_hidden = 3072;       // GPT-2: 4 d_model; LLaMA: intermediate_size
+  double norm_eps = 1e-5;            // GPT-2 layer_norm_epsilon; LLaMA rms_norm_eps (1e-6 / 1e-5)
+  double rope_theta = 10000.0;       // LLaMA only
+  bool tie_embeddings = true;        // GPT-2: true; LLaMA: false
+  double init_std = 0.02;
+
+  // GPT-2 small (124M) and a LLaMA-style model of the same size class.
+  static DecoderConfig gpt2_small() { return {}; }
+  static DecoderConfig llama_like(std::size_t vocab, std::size_t d_model, std::size_t n_layers,
+                                  std::size_t n_heads, std::size_t n_kv_heads, std::size_t d_hidden) {
+    return {.family = DecoderFamily::llama, .vocab_size = vocab, .max_positions = 4096,
+            .d_model = d_model, .n_layers = n_layers, .n_heads = n_heads, .n_kv_heads = n_kv_heads,
+            .d_hidden = d_hidden, .norm_eps = 1e-6, .tie_embeddings = false};
+  }
+
+  bool is_gpt2() const { return family == DecoderFamily::gpt2; }
+
+  nn::BlockConfig block() const {
+    const bool gpt2 = is_gpt2();
+    return {.attention = {.d_model = d_model, .n_heads = n_heads, .n_kv_heads = n_kv_heads,
+                          .bias = gpt2, .causal = true, .rope = !gpt2, .rope_theta = rope_theta,
+                          .init_std = init_std},
+            .mlp = {.d_model = d_model, .d_hidden = d_hidden,
+                    .kind = gpt2 ? nn::MlpKind::gelu_tanh : nn::MlpKind::swiglu, .bias = gpt2,
+                    .init_std = init_std},
+            .norm = gpt2 ? nn::NormKind::layer_norm : nn::NormKind::rms_norm,
+            .norm_eps = norm_eps,
+            .norm_position = nn::NormPosition::pre};
+  }
+};
+
+// Positions of a batch: cumsum(mask) - 1, clamped at 0 (so left padding does not shift the
+// real tokens), or 0..T-1 without a mask.
+inline Tensor<std::int32_t, 2> positions_from_mask(const Mask* mask, std::size_t b, std::size_t t) {
+  auto pos = zeros<std::int32_t, 2>({b, t});
+  for (std::size_t i = 0; i < b; ++i) {
+    std::int32_t c = -1;
+    for (std::size_t j = 0; j < t; ++j) {
+      c += mask ? (*mask)(i, j) : 1;
+      pos(i, j) = c < 0 ? 0 : c;
+    }
+  }
+  return pos;
+}
+
+template <class T>
+class Decoder {
+ public:
+  using Act = nn::Activation<T>;
+  struct Cache {
+    nn::Tokens ids;
+    Tensor<std::int32_t, 2> positions;
+    std::vector<typename nn::TransformerBlock<T>::Cache> blocks;
+    typename nn::Norm<T>::Cache final_norm;
+    Act hidden;  // (B, T, C) after the final norm: what the LM and value heads read
+  };
+
+  Decoder(const DecoderConfig& cfg, Rng& rng)
+      : cfg_(validated(cfg)),
+        wte(cfg.vocab_size, cfg.d_model, rng, cfg.init_std),
+        wpe(cfg.is_gpt2() ? std::optional<nn::Embedding<T>>(std::in_place, cfg.max_positions, cfg.d_model, rng,
+                                                             cfg.init_std)
+                          : std::nullopt),
+        final_norm(cfg.is_gpt2() ? nn::NormKind::layer_norm : nn::NormKind::rms_norm, cfg.d_model, cfg.norm_eps),
+        lm_head(cfg.tie_embeddings ? Parameter<T>() : Parameter<T>({cfg.vocab_size, cfg.d_model})) {
+    for (std::size_t l = 0; l < cfg.n_layers; ++l) blocks.emplace_back(cfg.block(), rng);
+    if (!cfg.tie_embeddings)
+      rng.fill_normal(std::span<T>(lm_head.value.data(), lm_head.size()), 0.0, cfg.init_std);
+  }
+
+  const DecoderConfig& config() const { return cfg_; }
+
+  // ids (B, T), mask (B, T) or null -> hidden (B, T, C) after the final norm (also kept in the cache).
+  const Act& forward_hidden(const nn::Tokens& ids, const Mask* mask, Cache& cache) const {
+    const std::size_t b = ids.shape()[0], t = ids.shape()[1];
+    if (mask) require_shape(*mask, {b, t}, "Decoder mask");
+    if (cfg_.is_gpt2() && t > cfg_.max_positions)
+      fail("Decoder: sequence of ", t, " tokens exceeds max_positions (", cfg_.max_positions, ")");
+    cache.ids = ids;
+    cache.positions = positions_from_mask(mask, b, t);
+    Act x = embed(ids, cache.positions);
+    const nn::AttentionMask am{mask, &cache.positions};
+    cache.blocks.resize(blocks.size());
+    for (std::size_t l = 0; l < blocks.size(); ++l) x = blocks[l].forward(x, am, cache.blocks[l]);
+    cache.hidden = final_norm.forward(x, cache.final_norm);
+    return cache.hidden;
+  }
+
+  // ids (B, T) -> logits (B, T, vocab).
+  Act forward(const nn::Tokens& ids, const Mask* mask, Cache& cache) const {
+    return logits(forward_hidden(ids, mask, cache));
+  }
+
+  // hidden (B, T, C) -> logits (B, T, vocab) through the LM head (the token embedding when tied).
+  Act logits(const Act& hidden) const {
+    const std::size_t n = hidden.shape()[0] * hidden.shape()[1], c = cfg_.d_model, v = cfg_.vocab_size;
+    Act out({hidden.shape()[0], hidden.shape()[1], v});
+    cpu::gemm<T>(cpu::Trans::no, cpu::Trans::yes, n, v, c, T(1), hidden.data(), c, head_weight().value.data(),
+                 c, T(0), out.data(), v);
+    return out;
+  }
+
+  // dlogits (B, T, vocab) -> gradient w.r.t. the hidden state; accumulates the head's gradient.
+  Act logits_backward(const Act& dlogits, const Cache& cache) {
+    const std::size_t n = cache.hidden.shape()[0] * cache.hidden.shape()[1], c = cfg_.d_model, v = cfg_.vocab_size;
+    require_shape(dlogits, {cache.hidden.shape()[0], cache.hidden.shape()[1], v}, "Decoder dlogits");
+    Parameter<T>& head = head_weight();
+    Act dhidden(cache.hidden.shape());
+    cpu::gemm<T>(cpu::Trans::no, cpu::Trans::no, n, c, v, T(1), dlogits.data(), v, head.value.data(), c, T(0),
+                 dhidden.data(), c);
+    cpu::gemm<T>(cpu::Trans::yes, cpu::Trans::no, v, c, n, T(1), dlogits.data(), v, cache.hidden.data(), c, T(1),
+                 head.grad.data(), c);
+    return dhidden;
+  }
+
+  // Backward from the gradient w.r.t. the final hidden state (the sum of what every head
+  // that read it sends back); accumulates every parameter's gradient.
+  void backward_hidden(const Act& dhidden, const Cache& cache) {
+    Act dx = final_norm.backward(dhidden, cache.final_norm);
+    for (std::size_t l = blocks.size(); l-- > 0;) dx = blocks[l].backward(dx, cache.blocks[l]);
+    wte.backward(dx, cache.ids);
+    if (wpe) wpe->backward(dx, cache.positions);
+  }
+
+  void backward(const Act& dlogits, const Cache& cache) { backward_hidden(logits_backward(dlogits, cache), cache); }
+
+  // Embeddings of ids at `positions` (B, T): token embedding, plus the learned position
+  // embedding for GPT-2 (LLaMA's positions enter through RoPE in attention).
+  Act embed(const nn::Tokens& ids, const Tensor<std::int32_t, 2>& positions) const {
+    Act x = wte.forward(ids);
+    if (wpe) x += wpe->forward(positions);
+    return x;
+  }
+
+  // Parameters under rlxf's own names (LLaMA-style inside blocks): "embed_tokens.weight",
+  // "embed_positions.weight" (GPT-2), "layers.<i>.<block names>", "norm.weight"/"norm.bias",
+  // "lm_head.weight" (untied only). model/checkpoint.hpp maps them to each family's
+  // Hugging Face names.
+  void collect(ParameterList<T>& out, const std::string& prefix = "") {
+    wte.collect(out, prefix + "embed_tokens.");
+    if (wpe) wpe->collect(out, prefix + "embed_positions.");
+    for (std::size_t l = 0; l < blocks.size(); ++l)
+      blocks[l].collect(out, prefix + "layers." + std::to_string(l) + ".");
+    final_norm.collect(out, prefix + "norm.");
+    if (!cfg_.tie_embeddings) out.push_back({prefix + "lm_head.weight", &lm_head});
+  }
+  ParameterList<T> parameters() {
+    ParameterList<T> ps;
+    collect(ps);
+    return ps;
+  }
+
+ private:
+  static const DecoderConfig& validated(const DecoderConfig& c) {
+    RLXF_REQUIRE(c.vocab_size > 0 && c.d_model > 0 && c.n_layers > 0 && c.d_hidden > 0,
+                 "vocab_size, d_model, n_layers and d_hidden must be positive");
+    RLXF_REQUIRE(!c.is_gpt2() || c.max_positions > 0, "GPT-2 needs max_positions > 0");
+    return c;
+  }
+  Parameter<T>& head_weight() { return cfg_.tie_embeddings ? wte.weight : lm_head; }
+  const Parameter<T>& head_weight() const { return cfg_.tie_embeddings ? wte.weight : lm_head; }
+
+  DecoderConfig cfg_;
+
+ public:
+  nn::Embedding<T> wte;  // token embedding (vocab, C)
+  std::optional<nn::Embedding<T>> wpe;  // GPT-2 only: position embedding (max_positions, C)
+  std::vector<nn::TransformerBlock<T>> blocks;
+  nn::Norm<T> final_norm;
+  Parameter<T> lm_head;  // (vocab, C) when untied; empty when tied to wte
+};
+
+}  // namespace rlxf::model
