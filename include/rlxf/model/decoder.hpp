@@ -75,6 +75,30 @@ inline Tensor<std::int32_t, 2> positions_from_mask(const Mask* mask, std::size_t
   return pos;
 }
 
+// Keys and values of every layer for incremental decoding, with the batch's key mask.
+template <class T>
+struct KvCache {
+  struct Layer {
+    std::vector<T> k, v;  // (B, kv_heads, capacity, head_dim)
+  };
+  std::size_t batch = 0, capacity = 0, length = 0;  // rows filled: [0, length)
+  std::vector<std::uint8_t> mask;                   // (B, capacity), 1 = real token
+  std::vector<Layer> layers;
+
+  KvCache(const DecoderConfig& cfg, std::size_t batch_size, std::size_t cap)
+      : batch(batch_size), capacity(cap), mask(batch_size * cap, 0), layers(cfg.n_layers) {
+    const std::size_t kv_heads = cfg.n_kv_heads ? cfg.n_kv_heads : cfg.n_heads;
+    const std::size_t n = batch_size * kv_heads * cap * (cfg.d_model / cfg.n_heads);
+    for (auto& l : layers) {
+      l.k.assign(n, T(0));
+      l.v.assign(n, T(0));
+    }
+  }
+  nn::KvView<T> view(std::size_t layer) {
+    return {layers[layer].k.data(), layers[layer].v.data(), capacity, length, mask.data()};
+  }
+};
+
 template <class T>
 class Decoder {
  public:
@@ -155,6 +179,22 @@ class Decoder {
   }
 
   void backward(const Act& dlogits, const Cache& cache) { backward_hidden(logits_backward(dlogits, cache), cache); }
+
+  // Incremental decoding (inference only): ids (B, Tn) at positions (B, Tn) are appended to
+  // the KV cache `kv`, whose mask must already cover them. Returns logits (B, Tn, vocab).
+  Act forward_cached(const nn::Tokens& ids, const Tensor<std::int32_t, 2>& positions, KvCache<T>& kv) const {
+    const std::size_t t = ids.shape()[1];
+    RLXF_REQUIRE(kv.layers.size() == blocks.size(), "KV cache has ", kv.layers.size(), " layers, the model ",
+                 blocks.size());
+    if (cfg_.is_gpt2() && kv.length + t > cfg_.max_positions)
+      fail("Decoder: ", kv.length + t, " tokens exceed max_positions (", cfg_.max_positions, ")");
+    Act x = embed(ids, positions);
+    for (std::size_t l = 0; l < blocks.size(); ++l)
+      x = blocks[l].forward_cached(x, positions.data(), kv.view(l));
+    kv.length += t;
+    typename nn::Norm<T>::Cache scratch;
+    return logits(final_norm.forward(x, scratch));
+  }
 
   // Embeddings of ids at `positions` (B, T): token embedding, plus the learned position
   // embedding for GPT-2 (LLaMA's positions enter through RoPE in attention).
