@@ -5,6 +5,7 @@
 #include <bit>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 namespace rlxf {
@@ -75,7 +76,9 @@ struct f16 {
   explicit constexpr operator float() const { return to_float(); }
 };
 
-enum class DType : std::uint8_t { f32, f64, f16, bf16 };
+// Element types of stored tensors: the floating types above and the integer types
+// checkpoints carry (token ids, counts, masks). boolean is one byte holding 0 or 1.
+enum class DType : std::uint8_t { f32, f64, f16, bf16, i32, i64, u8, boolean };
 
 constexpr std::size_t size_of(DType t) {
   switch (t) {
@@ -83,8 +86,16 @@ constexpr std::size_t size_of(DType t) {
     case DType::f64: return 8;
     case DType::f16: return 2;
     case DType::bf16: return 2;
+    case DType::i32: return 4;
+    case DType::i64: return 8;
+    case DType::u8: return 1;
+    case DType::boolean: return 1;
   }
   return 0;
+}
+
+constexpr bool is_floating(DType t) {
+  return t == DType::f32 || t == DType::f64 || t == DType::f16 || t == DType::bf16;
 }
 
 // Names as safetensors spells them.
@@ -94,8 +105,23 @@ constexpr std::string_view name_of(DType t) {
     case DType::f64: return "F64";
     case DType::f16: return "F16";
     case DType::bf16: return "BF16";
+    case DType::i32: return "I32";
+    case DType::i64: return "I64";
+    case DType::u8: return "U8";
+    case DType::boolean: return "BOOL";
   }
   return "?";
+}
+
+// Every DType, for lookups by name.
+inline constexpr DType all_dtypes[] = {DType::f32, DType::f64, DType::f16, DType::bf16,
+                                       DType::i32, DType::i64, DType::u8,  DType::boolean};
+
+// The DType whose safetensors name is `name`, or nullopt.
+constexpr std::optional<DType> dtype_from_name(std::string_view name) {
+  for (const DType t : all_dtypes)
+    if (name_of(t) == name) return t;
+  return std::nullopt;
 }
 
 template <class T> struct dtype_of;
@@ -103,6 +129,10 @@ template <> struct dtype_of<float> { static constexpr DType value = DType::f32; 
 template <> struct dtype_of<double> { static constexpr DType value = DType::f64; };
 template <> struct dtype_of<f16> { static constexpr DType value = DType::f16; };
 template <> struct dtype_of<bf16> { static constexpr DType value = DType::bf16; };
+template <> struct dtype_of<std::int32_t> { static constexpr DType value = DType::i32; };
+template <> struct dtype_of<std::int64_t> { static constexpr DType value = DType::i64; };
+template <> struct dtype_of<std::uint8_t> { static constexpr DType value = DType::u8; };
+template <> struct dtype_of<bool> { static constexpr DType value = DType::boolean; };
 template <class T> inline constexpr DType dtype_v = dtype_of<T>::value;
 
 }  // namespace rlxf

@@ -23,7 +23,7 @@ struct GenerationConfig {
   double temperature = 1.0;            // logits are divided by it before anything else
   std::size_t top_k = 0;               // keep the k most likely tokens; 0 = off
   double top_p = 1.0;                  // keep the smallest set with probability >= top_p; 1 = off
-  std::optional<std::int32_t> eos;     // a row stops after producing it
+  std::optional<std::int32_t> eos = std::nullopt;  // a row stops after producing it
   std::int32_t pad = 0;                // written after a row has stopped
 };
 
