@@ -7,9 +7,11 @@ packages=(
   build-essential cmake
   libeigen3-dev      # CPU GEMM and linear algebra
   xtensor-dev        # host N-d arrays (pulls xtl-dev)
+  nlohmann-json3-dev # JSON: safetensors headers, configs
   doctest-dev        # unit tests
   libbenchmark-dev   # Google Benchmark
   libomp-dev         # OpenMP runtime for clang builds (g++ ships libgomp)
+  clang libclang-rt-14-dev  # the libFuzzer targets under tests/fuzz (clang 14 on Debian 12)
 )
 
 missing=()

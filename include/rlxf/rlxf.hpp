@@ -17,12 +17,23 @@
 #include "rlxf/cpu/rope.hpp"
 #include "rlxf/cpu/softmax.hpp"
 
+#include "rlxf/io/safetensors.hpp"
+
 #include "rlxf/nn/attention.hpp"
 #include "rlxf/nn/embedding.hpp"
 #include "rlxf/nn/linear.hpp"
 #include "rlxf/nn/mlp.hpp"
 #include "rlxf/nn/norm.hpp"
 #include "rlxf/nn/transformer_block.hpp"
+
+#include "rlxf/model/checkpoint.hpp"
+#include "rlxf/model/decoder.hpp"
+#include "rlxf/model/encoder.hpp"
+#include "rlxf/model/generation.hpp"
+#include "rlxf/model/heads.hpp"
+#include "rlxf/model/hf_config.hpp"
+#include "rlxf/model/hf_names.hpp"
+#include "rlxf/model/logprobs.hpp"
 
 #include "rlxf/optim/adamw.hpp"
 #include "rlxf/optim/clip.hpp"
