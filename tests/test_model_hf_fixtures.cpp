@@ -235,6 +235,26 @@ TEST_CASE("a checkpoint directory written and read back gives bit-identical outp
   }
 }
 
+TEST_CASE("checkpoints stored as BF16 and F16 hold the rounded weights") {
+  auto original = model::load_decoder<float>(fixtures / "llama");
+  for (const DType dtype : {DType::bf16, DType::f16}) {
+    const fs::path dir = fs::temp_directory_path() / ("rlxf_ckpt16_" + std::to_string(::getpid()));
+    model::save_decoder(dir, original, dtype);
+    const auto file = io::Safetensors::load(dir / "model.safetensors");
+    CHECK(file.find("model.embed_tokens.weight")->dtype == dtype);
+    auto back = model::load_decoder<float>(dir);
+    fs::remove_all(dir);
+    const auto a = original.parameters(), b = back.parameters();
+    REQUIRE(a.size() == b.size());
+    for (std::size_t p = 0; p < a.size(); ++p)
+      for (std::size_t i = 0; i < a[p].param->size(); ++i) {
+        const float w = a[p].param->value.data()[i];
+        const float rounded = dtype == DType::bf16 ? bf16::from_float(w).to_float() : f16::from_float(w).to_float();
+        REQUIRE(b[p].param->value.data()[i] == rounded);
+      }
+  }
+}
+
 TEST_CASE("loading reports what is wrong with a checkpoint") {
   const auto cfg = model::decoder_config_from_hf(model::read_json(fixtures / "gpt2" / "config.json"));
   auto bigger = cfg;
