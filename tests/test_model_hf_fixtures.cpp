@@ -10,7 +10,6 @@
 
 #include "rlxf/model/checkpoint.hpp"
 #include "rlxf/model/generation.hpp"
-#include "rlxf/model/heads.hpp"
 #include "rlxf/model/hf_config.hpp"
 #include "rlxf/model/logprobs.hpp"
 
@@ -178,24 +177,15 @@ TEST_CASE("LLaMA matches Hugging Face: logits, log-probs, gradients, greedy gene
 }
 
 TEST_CASE("BERT sequence classifier matches Hugging Face: logits and gradients") {
-  const auto hf = model::read_json(fixtures / "bert" / "config.json");
-  const auto cfg = model::encoder_config_from_hf(hf);
-  Rng rng(0);
-  model::Encoder<double> enc(cfg, rng);
-  auto head = model::classifier_head<double>(cfg.d_model, model::num_labels_from_hf(hf), rng);
-  auto params = enc.parameters();
-  head.collect(params, "classifier.");
-  const auto rules = model::hf_rules(cfg, true);
-  const auto unused = model::load_hf(params, io::Safetensors::load(fixtures / "bert" / "model.safetensors"), rules,
-                                     {"bert.", ""});
-  CHECK(unused.empty());
+  auto clf = model::load_classifier<double>(fixtures / "bert");
+  auto params = clf.parameters();
+  const auto rules = model::hf_rules(clf.encoder.config(), true);
   const auto ref = io::Safetensors::load(fixtures / "bert" / "reference.safetensors");
   const auto ids = read_ints<std::int32_t, 2>(ref, "input_ids");
   const auto types = read_ints<std::int32_t, 2>(ref, "token_type_ids");
   const auto mask = read_ints<std::uint8_t, 2>(ref, "attention_mask");
-  typename model::Encoder<double>::Cache cache;
-  nn::Linear<double>::Cache hc;
-  const auto logits = head.forward(enc.forward(ids, &types, &mask, cache), hc);  // (B, 1, classes)
+  typename model::SequenceClassifier<double>::Cache cache;
+  const auto logits = clf.forward(ids, &types, &mask, cache);  // (B, 1, classes)
   const auto want = ref.read<double>("logits");
   const double err = max_abs_diff(logits, want, [](std::size_t) { return true; });
   MESSAGE("bert f64: max |logit - HF| = ", err);
@@ -214,7 +204,7 @@ TEST_CASE("BERT sequence classifier matches Hugging Face: logits and gradients")
       dlogits(i, 0, c) = w[i * k + c] - std::exp(logits(i, 0, c) - mx) / sum * wsum;
   }
   for (auto& p : params) p.param->zero_grad();
-  enc.backward(head.backward(dlogits, hc), cache);
+  clf.backward(dlogits, cache);
   MESSAGE("bert: max gradient mismatch = ", grad_mismatch(params, rules, "bert.", ref));
 }
 
@@ -233,6 +223,19 @@ TEST_CASE("a checkpoint directory written and read back gives bit-identical outp
     typename model::Decoder<float>::Cache c1, c2;
     CHECK(original.forward(ids, nullptr, c1) == back.forward(ids, nullptr, c2));
   }
+}
+
+TEST_CASE("a classifier directory written and read back gives bit-identical logits") {
+  auto original = model::load_classifier<float>(fixtures / "bert");
+  const fs::path dir = fs::temp_directory_path() / ("rlxf_clf_" + std::to_string(::getpid()));
+  model::save_classifier(dir, original);
+  auto back = model::load_classifier<float>(dir);
+  fs::remove_all(dir);
+  CHECK(back.classes() == original.classes());
+  const auto ref = io::Safetensors::load(fixtures / "bert" / "reference.safetensors");
+  const auto ids = read_ints<std::int32_t, 2>(ref, "input_ids");
+  typename model::SequenceClassifier<float>::Cache c1, c2;
+  CHECK(original.forward(ids, nullptr, nullptr, c1) == back.forward(ids, nullptr, nullptr, c2));
 }
 
 TEST_CASE("checkpoints stored as BF16 and F16 hold the rounded weights") {

@@ -34,6 +34,7 @@
 #include "rlxf/model/hf_config.hpp"
 #include "rlxf/model/hf_names.hpp"
 #include "rlxf/model/logprobs.hpp"
+#include "rlxf/model/sequence_classifier.hpp"
 
 #include "rlxf/optim/adamw.hpp"
 #include "rlxf/optim/clip.hpp"

@@ -13,6 +13,7 @@
 #include "rlxf/io/safetensors.hpp"
 #include "rlxf/model/hf_config.hpp"
 #include "rlxf/model/hf_names.hpp"
+#include "rlxf/model/sequence_classifier.hpp"
 
 namespace rlxf::model {
 
@@ -142,6 +143,15 @@ void save_hf(const ParameterList<T>& params, const std::vector<NameRule>& rules,
   writer.write(path);
 }
 
+namespace detail {
+inline void write_config(const std::filesystem::path& path, const nlohmann::json& config) {
+  const std::string text = config.dump(2) + "\n";
+  io::AtomicFile file(path);
+  file.append(std::as_bytes(std::span(text.data(), text.size())));
+  file.commit();
+}
+}  // namespace detail
+
 // Base-model prefix of a family's Hugging Face causal-LM class ("transformer." for
 // GPT2LMHeadModel, "model." for LlamaForCausalLM).
 inline std::string hf_prefix(const DecoderConfig& cfg) { return cfg.is_gpt2() ? "transformer." : "model."; }
@@ -153,10 +163,7 @@ void save_decoder(const std::filesystem::path& dir, Decoder<T>& decoder, DType d
   std::filesystem::create_directories(dir);
   save_hf(decoder.parameters(), hf_rules(decoder.config()), hf_prefix(decoder.config()), dir / "model.safetensors",
           dtype);
-  const std::string text = decoder_config_to_hf(decoder.config()).dump(2) + "\n";
-  io::AtomicFile file(dir / "config.json");
-  file.append(std::as_bytes(std::span(text.data(), text.size())));
-  file.commit();
+  detail::write_config(dir / "config.json", decoder_config_to_hf(decoder.config()));
 }
 
 // Loads a Hugging Face GPT-2 or LLaMA model directory (config.json + model.safetensors), from
@@ -175,6 +182,33 @@ Decoder<T> load_decoder(const std::filesystem::path& dir) {
       fail("model.safetensors has ", unused.size(), " tensor(s) this ", cfg.is_gpt2() ? "GPT-2" : "LLaMA",
            " model does not use, e.g. '", unused.front(), "'");
     return decoder;
+  });
+}
+
+
+// Writes a sequence classifier as a Hugging Face BertForSequenceClassification directory.
+template <class T>
+void save_classifier(const std::filesystem::path& dir, SequenceClassifier<T>& model, DType dtype = DType::f32) {
+  std::filesystem::create_directories(dir);
+  save_hf(model.parameters(), hf_rules(model.encoder.config(), true), "bert.", dir / "model.safetensors", dtype);
+  detail::write_config(dir / "config.json", encoder_config_to_hf(model.encoder.config(), model.classes()));
+}
+
+// Loads a BertForSequenceClassification directory (config.json + model.safetensors). Tensors
+// the model does not use (e.g. a pre-training head) are an error.
+template <class T>
+SequenceClassifier<T> load_classifier(const std::filesystem::path& dir) {
+  return with_context("loading " + dir.string(), [&] {
+    const auto json = with_context("config.json", [&] { return read_json(dir / "config.json"); });
+    const EncoderConfig cfg = with_context("config.json", [&] { return encoder_config_from_hf(json); });
+    Rng rng(0);
+    SequenceClassifier<T> model(cfg, num_labels_from_hf(json), rng);
+    const auto unused = load_hf(model.parameters(), io::Safetensors::load(dir / "model.safetensors"),
+                                hf_rules(cfg, true), {"bert.", ""});
+    if (!unused.empty())
+      fail("model.safetensors has ", unused.size(), " tensor(s) this classifier does not use, e.g. '",
+           unused.front(), "'");
+    return model;
   });
 }
 
