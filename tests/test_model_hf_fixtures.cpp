@@ -8,6 +8,8 @@
 #include <filesystem>
 #include <string>
 
+#include <unistd.h>
+
 #include "rlxf/model/checkpoint.hpp"
 #include "rlxf/model/generation.hpp"
 #include "rlxf/model/hf_config.hpp"
