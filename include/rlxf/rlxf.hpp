@@ -17,6 +17,8 @@
 #include "rlxf/cpu/rope.hpp"
 #include "rlxf/cpu/softmax.hpp"
 
+#include "rlxf/data/csv.hpp"
+
 #include "rlxf/io/safetensors.hpp"
 
 #include "rlxf/nn/attention.hpp"
