@@ -1,5 +1,7 @@
 #include <doctest/doctest.h>
 
+#include "error_of.hpp"
+
 #include <cstddef>
 #include <filesystem>
 #include <fstream>
@@ -35,15 +37,7 @@ Records read_all(std::string_view text, CsvOptions options = {},
   return out;
 }
 
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const rlxf::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using rlxf::test::error_of;
 
 // Reading all of `text` fails with a message that starts with the source name and contains
 // every one of `parts`; the same holds with a tiny buffer (boundaries everywhere).

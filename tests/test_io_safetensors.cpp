@@ -1,4 +1,6 @@
 #include <doctest/doctest.h>
+
+#include "error_of.hpp"
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -51,17 +53,7 @@ std::vector<std::byte> file_with(std::string_view header, std::size_t data_bytes
   return out;
 }
 
-// The what() of the rlxf::Error that f() throws, or "" when it returns. Any other exception
-// escapes and fails the test.
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const rlxf::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using rlxf::test::error_of;
 
 std::string parse_error(std::vector<std::byte> bytes) {
   return error_of([&] { (void)Safetensors::parse(std::move(bytes), "bad.safetensors"); });
