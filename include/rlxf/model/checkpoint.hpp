@@ -18,8 +18,6 @@
 namespace rlxf::model {
 
 namespace detail {
-inline std::string shape_text(const std::vector<std::size_t>& s) { return shape_string(s); }
-
 // The HF name a rule reads, with the base-model prefix when the file uses one.
 inline std::string full_name(const NameRule& rule, const std::string& prefix) {
   return rule.prefixed ? prefix + rule.hf : rule.hf;
@@ -63,7 +61,7 @@ std::vector<std::string> load_hf(const ParameterList<T>& params, const io::Safet
       T* out = dst.value.data();
       switch (rule.kind) {
         case NameRule::Kind::copy:
-          if (theirs != ours) fail("shape ", detail::shape_text(theirs), ", expected ", detail::shape_text(ours));
+          if (theirs != ours) fail("shape ", shape_string(theirs), ", expected ", shape_string(ours));
           std::copy(src.begin(), src.end(), out);
           break;
         case NameRule::Kind::transpose:
@@ -71,7 +69,7 @@ std::vector<std::string> load_hf(const ParameterList<T>& params, const io::Safet
           // theirs (in, parts * out), ours (out, in)
           const std::size_t o = ours[0], in = ours[1];
           if (theirs.size() != 2 || theirs[0] != in || theirs[1] != rule.parts * o)
-            fail("shape ", detail::shape_text(theirs), ", expected (", in, ", ", rule.parts * o, ")");
+            fail("shape ", shape_string(theirs), ", expected (", in, ", ", rule.parts * o, ")");
           for (std::size_t r = 0; r < o; ++r)
             for (std::size_t c = 0; c < in; ++c) out[r * in + c] = src[c * rule.parts * o + rule.part * o + r];
           break;
@@ -79,7 +77,7 @@ std::vector<std::string> load_hf(const ParameterList<T>& params, const io::Safet
         case NameRule::Kind::fused_bias: {
           const std::size_t o = ours[0];
           if (theirs.size() != 1 || theirs[0] != rule.parts * o)
-            fail("shape ", detail::shape_text(theirs), ", expected (", rule.parts * o, ")");
+            fail("shape ", shape_string(theirs), ", expected (", rule.parts * o, ")");
           std::copy_n(src.begin() + static_cast<std::ptrdiff_t>(rule.part * o), o, out);
           break;
         }

@@ -74,17 +74,13 @@ class MultiHeadAttention {
     const std::size_t b = x.shape()[0], t = x.shape()[1];
     const std::size_t hq = cfg_.n_heads, hkv = cfg_.kv_heads(), d = cfg_.head_dim();
     cache.in.x = x;
-    Activation<T> q = q_proj.apply(x), k = k_proj.apply(x), v = v_proj.apply(x);
     cache.key_mask.clear();
     if (mask.key_padding) {
       require_shape(*mask.key_padding, {b, t}, "attention key_padding mask");
       cache.key_mask.assign(mask.key_padding->begin(), mask.key_padding->end());
     }
-    if (cfg_.rope) {
-      cache.positions = positions_of(mask, b, t);
-      cpu::rope_forward<T>(q.data(), cache.positions.data(), b * t, hq, d, cfg_.rope_theta);
-      cpu::rope_forward<T>(k.data(), cache.positions.data(), b * t, hkv, d, cfg_.rope_theta);
-    }
+    if (cfg_.rope) cache.positions = positions_of(mask, b, t);
+    const auto [q, k, v] = project(x, cache.positions.data());
     cache.q = to_heads(q.data(), b, t, hq, d);
     cache.k = to_heads(k.data(), b, t, hkv, d);
     cache.v = to_heads(v.data(), b, t, hkv, d);
@@ -103,11 +99,7 @@ class MultiHeadAttention {
     const std::size_t hq = cfg_.n_heads, hkv = cfg_.kv_heads(), d = cfg_.head_dim();
     RLXF_REQUIRE(kv.length + t <= kv.capacity, "KV cache full: ", kv.length, " + ", t,
                  " rows exceed its capacity of ", kv.capacity);
-    Activation<T> q = q_proj.apply(x), k = k_proj.apply(x), v = v_proj.apply(x);
-    if (cfg_.rope) {
-      cpu::rope_forward<T>(q.data(), positions, b * t, hq, d, cfg_.rope_theta);
-      cpu::rope_forward<T>(k.data(), positions, b * t, hkv, d, cfg_.rope_theta);
-    }
+    const auto [q, k, v] = project(x, positions);
     for (std::size_t bi = 0; bi < b; ++bi)
       for (std::size_t ti = 0; ti < t; ++ti)
         for (std::size_t hi = 0; hi < hkv; ++hi) {
@@ -162,6 +154,19 @@ class MultiHeadAttention {
                  ") must be a multiple of n_kv_heads (", c.kv_heads(), ")");
     RLXF_REQUIRE(!c.rope || c.head_dim() % 2 == 0, "RoPE needs an even head_dim, got ", c.head_dim());
     return c;
+  }
+  struct Projected {
+    Activation<T> q, k, v;  // (B, T, H*D) token-major; q and k rotated when RoPE is on
+  };
+  // The q, k, v projections of x (B, T, C), with RoPE at `positions` (B*T; unused without RoPE).
+  Projected project(const Activation<T>& x, const std::int32_t* positions) const {
+    const std::size_t n = x.shape()[0] * x.shape()[1], d = cfg_.head_dim();
+    Projected p{q_proj.apply(x), k_proj.apply(x), v_proj.apply(x)};
+    if (cfg_.rope) {
+      cpu::rope_forward<T>(p.q.data(), positions, n, cfg_.n_heads, d, cfg_.rope_theta);
+      cpu::rope_forward<T>(p.k.data(), positions, n, cfg_.kv_heads(), d, cfg_.rope_theta);
+    }
+    return p;
   }
   cpu::AttentionShape shape(std::size_t b, std::size_t t) const {
     return {b, cfg_.n_heads, cfg_.kv_heads(), t, t, cfg_.head_dim()};
