@@ -18,6 +18,11 @@
 #include "rlxf/cpu/softmax.hpp"
 
 #include "rlxf/data/csv.hpp"
+#include "rlxf/data/mona.hpp"
+#include "rlxf/data/mona_record.hpp"
+#include "rlxf/data/oracle.hpp"
+#include "rlxf/data/split.hpp"
+#include "rlxf/data/synthetic.hpp"
 
 #include "rlxf/io/safetensors.hpp"
 
@@ -41,3 +46,7 @@
 #include "rlxf/optim/adamw.hpp"
 #include "rlxf/optim/clip.hpp"
 #include "rlxf/optim/schedule.hpp"
+
+#include "rlxf/reward/calibration.hpp"
+#include "rlxf/reward/losses.hpp"
+#include "rlxf/reward/metrics.hpp"

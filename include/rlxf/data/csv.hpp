@@ -44,6 +44,7 @@
 #include <istream>
 #include <memory>
 #include <optional>
+#include <ostream>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -103,14 +104,14 @@ class CsvHeader {
     for (std::size_t i = 0; i < keys_.size(); ++i) {
       if (keys_[i] != key) continue;
       if (found)
-        raise(detail::concat("column '", name, "' is ambiguous: columns ", *found + 1, " ('",
+        raise(rlxf::detail::concat("column '", name, "' is ambiguous: columns ", *found + 1, " ('",
                              names_[*found], "') and ", i + 1, " ('", names_[i], "') both match"));
       found = i;
     }
     if (!found) {
       std::string list;
       for (const auto& n : names_) list += (list.empty() ? "'" : ", '") + n + "'";
-      raise(detail::concat("missing column '", name, "' (the header has ", names_.size(),
+      raise(rlxf::detail::concat("missing column '", name, "' (the header has ", names_.size(),
                            " columns: ", list, ")"));
     }
     return *found;
@@ -458,7 +459,7 @@ class CsvReader {
 
   std::string expected_origin() const {
     if (opt_.expected_fields != 0) return " (CsvOptions::expected_fields)";
-    return detail::concat(" (as many as the first record, at line ", expected_line_, ")");
+    return rlxf::detail::concat(" (as many as the first record, at line ", expected_line_, ")");
   }
 
   static std::string hex(unsigned char c) {
@@ -476,7 +477,7 @@ class CsvReader {
   template <class... Args>
   [[noreturn]] void fail_at(std::size_t line, std::size_t col, const Args&... args) {
     failed_ = true;
-    Error e(detail::concat("line ", line, ", column ", col, ": ", args...));
+    Error e(rlxf::detail::concat("line ", line, ", column ", col, ": ", args...));
     e.add_context(source_);
     throw e;
   }
@@ -484,7 +485,7 @@ class CsvReader {
   // A wrong field count: the record was consumed, so reading may go on.
   template <class... Args>
   [[noreturn]] void count_error(std::size_t line, std::size_t col, const Args&... args) const {
-    Error e(detail::concat("line ", line, ", column ", col, ": ", args...));
+    Error e(rlxf::detail::concat("line ", line, ", column ", col, ": ", args...));
     e.add_context(source_);
     throw e;
   }
@@ -514,5 +515,38 @@ class CsvReader {
   std::size_t u_line_ = 0;  // where the current UTF-8 sequence started
   std::size_t u_col_ = 0;
 };
+
+
+// Writes one record as RFC 4180 text ending in CRLF, the form CsvReader reads back exactly:
+// a field is quoted (quotes doubled) when it holds the delimiter, a quote, CR or LF, or starts
+// with a UTF-8 byte order mark (which the reader would skip at the start of a file), and a
+// record of one empty field is written as "" so that it is not a blank line.
+template <class Range>
+void write_csv_record(std::ostream& out, const Range& fields, char delimiter = ',') {
+  const char specials[] = {delimiter, '"', '\r', '\n'};
+  const std::string_view special(specials, sizeof specials);
+  std::size_t count = 0;
+  bool last_empty = false;
+  for (const auto& item : fields) {
+    const std::string_view field(item);
+    if (count++ > 0)
+      out.put(delimiter);
+    last_empty = field.empty();
+    if (field.find_first_of(special) == field.npos && !field.starts_with("\xEF\xBB\xBF")) {
+      out << field;
+      continue;
+    }
+    out.put('"');
+    for (char c : field) {
+      if (c == '"')
+        out.put('"');
+      out.put(c);
+    }
+    out.put('"');
+  }
+  if (count == 1 && last_empty)
+    out << "\"\"";
+  out << "\r\n";
+}
 
 }  // namespace rlxf::data
