@@ -276,7 +276,7 @@ struct ActionProfile {
   unsigned kinds;  // ObjectKind bits it applies to
 };
 
-inline constexpr std::array<ActionProfile, 17> mona_actions{{
+inline constexpr std::array<ActionProfile, 18> mona_actions{{
     {"Submit to parliament", 0.3, kinds({ObjectKind::Law})},
     {"Parliamentary approval of", -1.5, kinds({ObjectKind::Law})},
     {"Enact", -1.2, kinds({ObjectKind::Law})},
@@ -286,7 +286,8 @@ inline constexpr std::array<ActionProfile, 17> mona_actions{{
     {"Publish", 1.4, kinds({ObjectKind::Plan})},
     {"Finalize", 0.5, kinds({ObjectKind::Plan})},
     {"Complete an audit of", 0.6, kinds({ObjectKind::Entity})},
-    {"Complete", 0.3, kinds({ObjectKind::Plan, ObjectKind::System})},
+    {"Complete", 0.3, kinds({ObjectKind::Plan})},
+    {"Operationalize", 0.1, kinds({ObjectKind::System})},
     {"Issue regulations for", 0.8, kinds({ObjectKind::Law, ObjectKind::System})},
     {"Establish", -0.2, kinds({ObjectKind::System})},
     {"Implement", -0.9, kinds({ObjectKind::Law, ObjectKind::Plan, ObjectKind::System})},

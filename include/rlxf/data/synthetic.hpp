@@ -21,6 +21,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -72,6 +73,12 @@ inline std::string month_end(int month_index) {
 inline std::string month_day(int month_index, int day) {
   return std::to_string(month_index / 12) + "-" + two_digits(month_index % 12 + 1) + "-" +
          two_digits(day);
+}
+// "R0", "R1", ...: a review's code.
+inline std::string review_code(int review) {
+  std::string code = "R";
+  code += std::to_string(review);
+  return code;
 }
 inline std::string end_month_text(int month_index) {
   return "end-" + std::string(months[static_cast<std::size_t>(month_index % 12)]) + " " +
@@ -331,7 +338,7 @@ inline std::vector<SyntheticRow> generate_mona(const SyntheticConfig& cfg) {
         r.duration_to = "N/A";
         r.board_action_date = month_day(board, approval_day);
         r.program_type = "P1";
-        r.review_type = "R" + std::to_string(review);
+        r.review_type = review_code(review);
         r.review_status = std::array<const char*, 5>{"C", "E", "L", "P", "BLANK"}[draw.weighted(
             std::array<double, 5>{0.55, 0.2, 0.1, 0.1, 0.05})];
         r.key_code = key;
@@ -347,7 +354,7 @@ inline std::vector<SyntheticRow> generate_mona(const SyntheticConfig& cfg) {
         r.sort = std::to_string(seq % 14);
         r.es_order = std::to_string(d + 1);
         r.new_test_date = month_end(due);
-        r.added_at = "R" + std::to_string(review == 0 ? 0 : review - 1);
+        r.added_at = review_code(review == 0 ? 0 : review - 1);
         r.assessed_at = r.review_type;
         r.unique_id = r.arrangement_number + r.review_type + key + two_digits(static_cast<int>(seq));
         r.parent_id = r.arrangement_number + r.added_at + key + two_digits(static_cast<int>(seq));
@@ -356,6 +363,28 @@ inline std::vector<SyntheticRow> generate_mona(const SyntheticConfig& cfg) {
     }
   }
   return rows;
+}
+
+// The indices of the rows that carry an outcome, in order: the rows load_mona labels when it
+// reads these rows back from a CSV file (data/mona.hpp, MonaTable::labelled).
+inline std::vector<std::size_t> labelled_rows(std::span<const SyntheticRow> rows) {
+  std::vector<std::size_t> out;
+  for (std::size_t i = 0; i < rows.size(); ++i)
+    if (rows[i].met)
+      out.push_back(i);
+  return out;
+}
+
+// The Bayes-optimal accuracy on the given (labelled) rows: the accuracy of predicting MET when
+// the row's true P(MET) exceeds 1/2.
+inline double bayes_accuracy(std::span<const SyntheticRow> rows, std::span<const std::size_t> indices) {
+  RLXF_REQUIRE(!indices.empty(), "bayes_accuracy: no rows");
+  std::size_t correct = 0;
+  for (std::size_t i : indices) {
+    RLXF_REQUIRE(i < rows.size() && rows[i].met, "bayes_accuracy: row ", i, " has no outcome");
+    correct += (rows[i].p_met > 0.5) == *rows[i].met;
+  }
+  return static_cast<double>(correct) / static_cast<double>(indices.size());
 }
 
 }  // namespace rlxf::data
