@@ -1,10 +1,15 @@
 #pragma once
 // Every public contract of rlxf in one place. Library types static_assert that they model
 // their concepts; a user type that does not gets a compile error naming the concept.
-// (Policy, RewardModel, Critic, Algorithm, Tokenizer and Backend join as their layers land.)
+// (Policy, RewardModel, Critic, Algorithm and Backend join as their layers land.)
 #include <concepts>
 #include <cstddef>
+#include <cstdint>
+#include <span>
+#include <string>
+#include <string_view>
 #include <type_traits>
+#include <vector>
 
 namespace rlxf {
 
@@ -30,5 +35,17 @@ concept Optimizer = requires(O& opt, const O& const_opt, double lr) {
 template <class S>
 concept Schedule = std::copy_constructible<S> && std::regular_invocable<const S&, std::size_t> &&
                    std::convertible_to<std::invoke_result_t<const S&, std::size_t>, double>;
+
+// A tokenizer: text (any bytes) to token ids and back. It must guarantee:
+// - encode(text) returns ids in [0, vocab_size()), deterministically;
+// - decode(encode(text)) == text for every byte string (lossless, invalid UTF-8 and NULs
+//   included), and decode of an id outside [0, vocab_size()) throws rlxf::Error;
+// - encode, decode and vocab_size are const and safe to call from several threads at once.
+template <class T>
+concept Tokenizer = requires(const T& tok, std::string_view text, std::span<const std::int32_t> ids) {
+  { tok.encode(text) } -> std::same_as<std::vector<std::int32_t>>;
+  { tok.decode(ids) } -> std::convertible_to<std::string>;
+  { tok.vocab_size() } -> std::convertible_to<std::size_t>;
+};
 
 }  // namespace rlxf

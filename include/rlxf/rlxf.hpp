@@ -50,3 +50,5 @@
 #include "rlxf/reward/calibration.hpp"
 #include "rlxf/reward/losses.hpp"
 #include "rlxf/reward/metrics.hpp"
+
+#include "rlxf/tokenize/bpe.hpp"
