@@ -1,7 +1,7 @@
 #pragma once
 // Every public contract of rlxf in one place. Library types static_assert that they model
 // their concepts; a user type that does not gets a compile error naming the concept.
-// (Policy, RewardModel, Critic, Algorithm and Backend join as their layers land.)
+// (Policy, Critic, Algorithm and Backend join as their layers land.)
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -46,6 +46,16 @@ concept Tokenizer = requires(const T& tok, std::string_view text, std::span<cons
   { tok.encode(text) } -> std::same_as<std::vector<std::int32_t>>;
   { tok.decode(ids) } -> std::convertible_to<std::string>;
   { tok.vocab_size() } -> std::convertible_to<std::size_t>;
+};
+
+// A reward model: scores (prompt, response) text pairs. It must guarantee:
+// - score(prompts, responses) returns one finite number per pair, in order, higher = better;
+// - it throws rlxf::Error when the two spans differ in size or a prompt is not one it can read;
+// - score is const and deterministic (the same pairs give the same numbers).
+template <class R>
+concept RewardModel = requires(const R& rm, std::span<const std::string> prompts,
+                               std::span<const std::string> responses) {
+  { rm.score(prompts, responses) } -> std::same_as<std::vector<double>>;
 };
 
 }  // namespace rlxf

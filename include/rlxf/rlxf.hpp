@@ -43,12 +43,22 @@
 #include "rlxf/model/logprobs.hpp"
 #include "rlxf/model/sequence_classifier.hpp"
 
+#include "rlxf/algo/advantages.hpp"
+#include "rlxf/algo/aggregation.hpp"
+#include "rlxf/algo/entropy.hpp"
+#include "rlxf/algo/kl.hpp"
+#include "rlxf/algo/kl_controller.hpp"
+#include "rlxf/algo/losses.hpp"
+
 #include "rlxf/optim/adamw.hpp"
 #include "rlxf/optim/clip.hpp"
 #include "rlxf/optim/schedule.hpp"
 
 #include "rlxf/reward/calibration.hpp"
+#include "rlxf/reward/classifier_training.hpp"
 #include "rlxf/reward/losses.hpp"
 #include "rlxf/reward/metrics.hpp"
+#include "rlxf/reward/mona_reward_model.hpp"
+#include "rlxf/reward/training_loop.hpp"
 
 #include "rlxf/tokenize/bpe.hpp"

@@ -112,7 +112,8 @@ inline nlohmann::json decoder_config_to_hf(const DecoderConfig& c) {
           {"attention_bias", false}, {"mlp_bias", false}, {"initializer_range", c.init_std}};
 }
 
-// BERT ("model_type": "bert") config.json -> EncoderConfig (CLS pooling, as BERT's pooler).
+// BERT ("model_type": "bert") config.json -> EncoderConfig. Pooling is BERT's CLS pooler unless
+// the rlxf extension key "rlxf_pooling" says "mean" (a model Hugging Face cannot run as is).
 inline EncoderConfig encoder_config_from_hf(const nlohmann::json& j) {
   using detail::get;
   using detail::require;
@@ -130,7 +131,10 @@ inline EncoderConfig encoder_config_from_hf(const nlohmann::json& j) {
   c.d_hidden = require<std::size_t>(j, "intermediate_size");
   c.norm_eps = get<double>(j, "layer_norm_eps", 1e-12);
   c.init_std = get<double>(j, "initializer_range", 0.02);
-  c.pooling = Pooling::cls;
+  const auto pooling = get<std::string>(j, "rlxf_pooling", "cls");
+  if (pooling != "cls" && pooling != "mean")
+    fail("rlxf_pooling is '", pooling, "', expected 'cls' or 'mean'");
+  c.pooling = pooling == "mean" ? Pooling::mean : Pooling::cls;
   return c;
 }
 
@@ -142,7 +146,6 @@ inline std::size_t num_labels_from_hf(const nlohmann::json& j) {
 }
 
 inline nlohmann::json encoder_config_to_hf(const EncoderConfig& c, std::size_t num_labels) {
-  RLXF_REQUIRE(c.pooling == Pooling::cls, "Hugging Face BERT has CLS pooling only");
   nlohmann::json id2label;
   for (std::size_t i = 0; i < num_labels; ++i) id2label[std::to_string(i)] = "LABEL_" + std::to_string(i);
   return {{"model_type", "bert"}, {"architectures", {"BertForSequenceClassification"}}, {"hidden_act", "gelu"},
@@ -150,7 +153,8 @@ inline nlohmann::json encoder_config_to_hf(const EncoderConfig& c, std::size_t n
           {"type_vocab_size", c.type_vocab_size}, {"hidden_size", c.d_model}, {"num_hidden_layers", c.n_layers},
           {"num_attention_heads", c.n_heads}, {"intermediate_size", c.d_hidden}, {"layer_norm_eps", c.norm_eps},
           {"initializer_range", c.init_std}, {"position_embedding_type", "absolute"}, {"id2label", id2label},
-          {"hidden_dropout_prob", 0.0}, {"attention_probs_dropout_prob", 0.0}};
+          {"hidden_dropout_prob", 0.0}, {"attention_probs_dropout_prob", 0.0},
+          {"rlxf_pooling", c.pooling == Pooling::mean ? "mean" : "cls"}};
 }
 
 }  // namespace rlxf::model
