@@ -21,6 +21,7 @@
 #include "rlxf/data/mona.hpp"
 #include "rlxf/data/mona_record.hpp"
 #include "rlxf/data/oracle.hpp"
+#include "rlxf/data/preference_pairs.hpp"
 #include "rlxf/data/split.hpp"
 #include "rlxf/data/synthetic.hpp"
 
@@ -59,6 +60,7 @@
 #include "rlxf/reward/losses.hpp"
 #include "rlxf/reward/metrics.hpp"
 #include "rlxf/reward/mona_reward_model.hpp"
+#include "rlxf/reward/pairwise_training.hpp"
 #include "rlxf/reward/training_loop.hpp"
 
 #include "rlxf/tokenize/bpe.hpp"
