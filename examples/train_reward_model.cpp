@@ -103,25 +103,11 @@ int main(int argc, char** argv) try {
   std::printf("tokenizer: %zu tokens (%zu merges) [%.1f s]\n", bpe.vocab_size(), bpe.merge_count(),
               elapsed());
 
-  const model::EncoderConfig cfg{.vocab_size = bpe.vocab_size(),
-                                 .max_positions = 128,
-                                 .type_vocab_size = 1,
-                                 .d_model = o.d_model,
-                                 .n_layers = o.layers,
-                                 .n_heads = 4,
-                                 .d_hidden = 4 * o.d_model,
-                                 .pooling = model::Pooling::mean};
-  Rng init(o.seed, 1);
-  reward::MonaRewardModel rm(std::move(bpe), model::SequenceClassifier<float>(cfg, 2, init),
-                             {.max_tokens = cfg.max_positions});
-  const auto examples = [&](std::span<const std::size_t> rows) {
-    std::vector<reward::LabelledSequence> out;
-    for (std::size_t i : rows)
-      out.push_back({rm.encode(data::classifier_text(table.records[i])),
-                     static_cast<std::uint8_t>(table.labels[i] == data::Label::met)});
-    return out;
-  };
-  const auto train = examples(inner.train), val = examples(inner.test), test = examples(outer.test);
+  const reward::MonaRewardTrainConfig rm_cfg{
+      .d_model = o.d_model,
+      .layers = o.layers,
+      .classifier = {.train = {.epochs = o.epochs, .batch_size = o.batch, .lr = o.lr, .seed = o.seed}},
+      .seed = o.seed};
 
   const bool tty = isatty(fileno(stdout));
   const auto progress = [&](const reward::TrainProgress& p) {
@@ -137,30 +123,43 @@ int main(int argc, char** argv) try {
     std::fflush(stdout);
   };
   if (o.objective == "pairwise") {
+    // [CLS] text [SEP], as MonaRewardModel::encode does
+    const auto encode = [&](const std::string& text) {
+      std::vector<std::int32_t> ids{*bpe.cls()};
+      const auto body = bpe.encode(text);
+      ids.insert(ids.end(), body.begin(), body.begin() + static_cast<std::ptrdiff_t>(std::min<std::size_t>(body.size(), rm_cfg.max_tokens - 2)));
+      ids.push_back(*bpe.sep());
+      return ids;
+    };
     const auto pairs = [&](std::span<const std::size_t> rows, std::uint64_t seed) {
       std::vector<reward::PreferencePair> out;
       for (const auto& p : data::outcome_pairs(table, rows, seed))
-        out.push_back({rm.encode(data::classifier_text(table.records[p.chosen])),
-                       rm.encode(data::classifier_text(table.records[p.rejected]))});
+        out.push_back({encode(data::classifier_text(table.records[p.chosen])),
+                       encode(data::classifier_text(table.records[p.rejected]))});
       return out;
     };
     const auto train_pairs = pairs(inner.train, o.seed), val_pairs = pairs(inner.test, o.seed + 1),
                test_pairs = pairs(outer.test, o.seed + 2);
     Rng scorer_init(o.seed, 2);
-    model::SequenceClassifier<float> scorer(cfg, 1, scorer_init);
+    model::SequenceClassifier<float> scorer(rm_cfg.encoder(bpe.vocab_size()), 1, scorer_init);
     const reward::TrainReport report = reward::train_pairwise(
         scorer, train_pairs, val_pairs,
         {.train = {.epochs = 1, .batch_size = o.batch, .lr = o.lr, .eval_every = 100, .seed = o.seed}},
         progress);
     std::vector<const std::vector<std::int32_t>*> chosen, rejected, rows;
+    std::vector<std::vector<std::int32_t>> held_out;
+    std::vector<std::uint8_t> labels;
+    for (std::size_t i : outer.test) {
+      held_out.push_back(encode(data::classifier_text(table.records[i])));
+      labels.push_back(table.labels[i] == data::Label::met);
+    }
     for (const auto& p : test_pairs)
       chosen.push_back(&p.chosen), rejected.push_back(&p.rejected);
     const auto rc = reward::scalar_rewards(scorer, std::span<const std::vector<std::int32_t>* const>(chosen));
     const auto rr = reward::scalar_rewards(scorer, std::span<const std::vector<std::int32_t>* const>(rejected));
     const auto bt = reward::bradley_terry_loss<double>(rc, rr, {}, {}, {});
-    std::vector<std::uint8_t> labels;
-    for (const auto& e : test)
-      rows.push_back(&e.ids), labels.push_back(e.label);
+    for (const auto& ids : held_out)
+      rows.push_back(&ids);
     const auto r = reward::scalar_rewards(scorer, std::span<const std::vector<std::int32_t>* const>(rows));
     std::printf("trained %zu steps on %zu pairs in %.1f s\nheld-out pairs: %zu, accuracy %.4f, "
                 "mean margin %.3f, loss %.4f\nROC AUC of the scalar reward on the held-out rows: %.4f\n",
@@ -169,10 +168,8 @@ int main(int argc, char** argv) try {
     return 0;
   }
 
-  const reward::ClassifierTrainResult fit = reward::train_classifier(
-      rm.classifier(), train, val,
-      {.train = {.epochs = o.epochs, .batch_size = o.batch, .lr = o.lr, .seed = o.seed}}, progress);
-  rm.set_temperature(fit.temperature);
+  auto [rm, fit] = reward::train_mona_reward_model(table, inner.train, inner.test, std::move(bpe), rm_cfg, progress);
+  const auto test = reward::mona_examples(rm, table, outer.test);
   std::printf("trained %zu steps in %.1f s%s; kept the weights of validation %zu; temperature %.3f\n",
               fit.report.steps, fit.report.seconds, fit.report.stopped_early ? " (stopped early)" : "",
               fit.report.best + 1, fit.temperature);

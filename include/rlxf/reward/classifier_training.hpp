@@ -8,6 +8,8 @@
 //   model::SequenceClassifier<float> clf(encoder_cfg, 2, rng);
 //   const auto fit = reward::train_classifier(clf, train, val, {.train = {.epochs = 3}});
 //   std::vector<double> p = reward::met_probabilities(clf, sequences, fit.temperature);
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -110,8 +112,11 @@ ClassifierTrainResult train_classifier(model::SequenceClassifier<T>& model,
     return loss;
   };
   std::vector<std::uint8_t> val_labels;
-  for (const auto& e : validation)
-    val_labels.push_back(e.label);
+  for (std::size_t i = 0; i < validation.size(); ++i) {
+    RLXF_REQUIRE(validation[i].label <= 1, "train_classifier: validation example ", i, " has label ",
+                 int(validation[i].label), ", expected 0 or 1");
+    val_labels.push_back(validation[i].label);
+  }
   const auto validate = [&]() -> std::pair<double, double> {
     const std::vector<double> z = met_logits(model, validation);
     double nll = 0;

@@ -11,6 +11,7 @@
 // from the prompt, as [CLS] tokens [SEP], truncated to max_tokens. A directory holds
 // tokenizer/ (vocab.json, merges.txt, special_tokens_map.json), classifier/ (config.json,
 // model.safetensors) and reward.json (max_tokens, temperature, output).
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -28,6 +29,7 @@
 #include "rlxf/data/mona.hpp"
 #include "rlxf/io/safetensors.hpp"
 #include "rlxf/model/checkpoint.hpp"
+#include "rlxf/model/hf_config.hpp"
 #include "rlxf/model/sequence_classifier.hpp"
 #include "rlxf/reward/classifier_training.hpp"
 #include "rlxf/tokenize/bpe.hpp"
@@ -140,9 +142,10 @@ class MonaRewardModel {
         for (const auto& [key, value] : j.items())
           if (key != "max_tokens" && key != "temperature" && key != "output")
             fail("unknown key '", key, "' (expected max_tokens, temperature, output)");
-        s.max_tokens = j.value("max_tokens", s.max_tokens);
-        s.temperature = j.value("temperature", s.temperature);
-        const std::string output = j.value("output", std::string("probability"));
+        // model::detail::get turns a value of the wrong type into an rlxf::Error naming the key.
+        s.max_tokens = model::detail::get<std::size_t>(j, "max_tokens", s.max_tokens);
+        s.temperature = model::detail::get<double>(j, "temperature", s.temperature);
+        const auto output = model::detail::get<std::string>(j, "output", "probability");
         if (output != "probability" && output != "logit")
           fail("output is '", output, "', expected 'probability' or 'logit'");
         s.output = output == "logit" ? RewardOutput::logit : RewardOutput::probability;

@@ -8,6 +8,7 @@
 //   model::SequenceClassifier<float> scorer(encoder_cfg, 1, rng);
 //   const auto report = reward::train_pairwise(scorer, train_pairs, val_pairs);
 //   std::vector<double> r = reward::scalar_rewards(scorer, sequences);
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <functional>

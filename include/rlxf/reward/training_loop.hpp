@@ -4,6 +4,7 @@
 // Trainer's default), global gradient clipping, evaluation on a validation set at an interval,
 // early stopping on the validation loss with the best weights restored, progress reports, and a
 // guard that stops on a non-finite loss or gradient.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstddef>
@@ -13,6 +14,7 @@
 #include <numeric>
 #include <span>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
