@@ -1,7 +1,7 @@
 #pragma once
 // Every public contract of rlxf in one place. Library types static_assert that they model
 // their concepts; a user type that does not gets a compile error naming the concept.
-// (Policy, Critic, Algorithm and Backend join as their layers land.)
+// (Policy, Critic and Backend join as their layers land.)
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -9,9 +9,12 @@
 #include <string>
 #include <string_view>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace rlxf {
+
+class Rng;
 
 // An optimizer over a ParameterList it was built with. It must guarantee:
 // - step() applies one update from the gradients accumulated in the parameters, with the
@@ -57,5 +60,18 @@ concept RewardModel = requires(const R& rm, std::span<const std::string> prompts
                                std::span<const std::string> responses) {
   { rm.score(prompts, responses) } -> std::same_as<std::vector<double>>;
 };
+
+// An RL fine-tuning algorithm over a policy P and a reward model R. It must guarantee:
+// - step(policy, reward_model, prompts, rng) does one round of the algorithm on these prompts
+//   (sampling with rng, scoring with the reward model, updating the policy) and returns named
+//   metrics as (name, value) pairs, TRL's names where they exist;
+// - state() captures everything beyond the policy's weights that a resumed run needs, and
+//   restore(state()) on an algorithm built the same way continues the run exactly.
+template <class A, class P, class R>
+concept Algorithm = RewardModel<R> &&
+    requires(A& algo, const A& const_algo, P& policy, const R& rm, std::span<const std::string> prompts, Rng& rng) {
+      { algo.step(policy, rm, prompts, rng) } -> std::same_as<std::vector<std::pair<std::string, double>>>;
+      algo.restore(const_algo.state());
+    };
 
 }  // namespace rlxf

@@ -25,6 +25,9 @@
 #include "rlxf/data/split.hpp"
 #include "rlxf/data/synthetic.hpp"
 
+#include "rlxf/eval/report.hpp"
+#include "rlxf/eval/statistics.hpp"
+
 #include "rlxf/io/safetensors.hpp"
 
 #include "rlxf/nn/attention.hpp"
@@ -42,14 +45,19 @@
 #include "rlxf/model/hf_config.hpp"
 #include "rlxf/model/hf_names.hpp"
 #include "rlxf/model/logprobs.hpp"
+#include "rlxf/model/policy.hpp"
 #include "rlxf/model/sequence_classifier.hpp"
+#include "rlxf/model/text_policy.hpp"
 
 #include "rlxf/algo/advantages.hpp"
+#include "rlxf/algo/algorithm.hpp"
 #include "rlxf/algo/aggregation.hpp"
 #include "rlxf/algo/entropy.hpp"
 #include "rlxf/algo/kl.hpp"
 #include "rlxf/algo/kl_controller.hpp"
 #include "rlxf/algo/losses.hpp"
+#include "rlxf/algo/ppo.hpp"
+#include "rlxf/algo/sft.hpp"
 
 #include "rlxf/optim/adamw.hpp"
 #include "rlxf/optim/clip.hpp"
@@ -60,7 +68,11 @@
 #include "rlxf/reward/losses.hpp"
 #include "rlxf/reward/metrics.hpp"
 #include "rlxf/reward/mona_reward_model.hpp"
+#include "rlxf/reward/mona_training.hpp"
 #include "rlxf/reward/pairwise_training.hpp"
 #include "rlxf/reward/training_loop.hpp"
 
 #include "rlxf/tokenize/bpe.hpp"
+
+#include "rlxf/train/checkpoint.hpp"
+#include "rlxf/train/trainer.hpp"

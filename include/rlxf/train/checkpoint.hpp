@@ -1,0 +1,118 @@
+#pragma once
+// Run checkpoints: a directory per checkpoint under <run>/checkpoints/, written completely
+// before <run>/checkpoints/latest (a one-line file, replaced atomically) names it, so a crash
+// at any moment leaves the previous checkpoint intact and findable. Older checkpoints beyond
+// `keep` are removed only after `latest` points at the new one.
+//
+//   <run>/checkpoints/step-000040/policy.safetensors   every parameter by name (F32)
+//   <run>/checkpoints/step-000040/algorithm.safetensors  optimizer moments + JSON state
+//   <run>/checkpoints/step-000040/trainer.json           {"step": 40}
+#include <algorithm>
+#include <cstddef>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "rlxf/core/error.hpp"
+#include "rlxf/core/parameter.hpp"
+#include "rlxf/io/safetensors.hpp"
+
+namespace rlxf::train {
+
+// Writes every parameter under its name, as F32, atomically.
+template <class T>
+void save_parameters(const std::filesystem::path& path, const ParameterList<T>& params) {
+  io::SafetensorsWriter w;
+  for (const auto& ref : params) {
+    const auto& v = ref.param->value;
+    w.add(ref.name, std::span<const T>(v.data(), v.size()),
+          std::vector<std::size_t>(v.shape().begin(), v.shape().end()), DType::f32);
+  }
+  w.write(path);
+}
+
+// Reads every parameter by name; the file must hold exactly these names with these shapes.
+template <class T>
+void load_parameters(const std::filesystem::path& path, const ParameterList<T>& params) {
+  with_context("loading parameters " + path.string(), [&] {
+    const io::Safetensors file = io::Safetensors::load(path);
+    RLXF_REQUIRE(file.tensors().size() == params.size(), "the file has ", file.tensors().size(),
+                 " tensors, the model ", params.size());
+    for (const auto& ref : params) {
+      auto& v = ref.param->value;
+      const std::vector<T> data = with_context("tensor '" + ref.name + "'", [&] {
+        const auto* info = file.find(ref.name);
+        if (!info)
+          fail("missing");
+        const std::vector<std::size_t> want(v.shape().begin(), v.shape().end());
+        if (info->shape != want)
+          fail("shape ", shape_string(info->shape), ", the model's is ", shape_string(want));
+        return file.read<T>(ref.name);
+      });
+      std::copy(data.begin(), data.end(), v.data());
+    }
+  });
+}
+
+class CheckpointDir {
+ public:
+  explicit CheckpointDir(std::filesystem::path run_dir, std::size_t keep = 2)
+      : root_(std::move(run_dir) / "checkpoints"), keep_(keep) {
+    RLXF_REQUIRE(keep_ >= 1, "CheckpointDir: keep must be >= 1");
+  }
+
+  // The directory of the newest complete checkpoint, if any.
+  std::optional<std::filesystem::path> latest() const {
+    std::ifstream in(root_ / "latest");
+    std::string name;
+    if (!in || !std::getline(in, name) || name.empty())
+      return std::nullopt;
+    const auto dir = root_ / name;
+    if (!std::filesystem::is_directory(dir))
+      fail(root_ / "latest", " names ", name, ", which does not exist");
+    return dir;
+  }
+
+  // A fresh directory for step `step`: fill it, then call commit(step).
+  std::filesystem::path prepare(std::size_t step) const {
+    const auto dir = root_ / name_of(step);
+    std::filesystem::remove_all(dir);  // a leftover from a crash before its commit
+    std::filesystem::create_directories(dir);
+    return dir;
+  }
+
+  void commit(std::size_t step) const {
+    const std::string text = name_of(step) + "\n";
+    io::AtomicFile file(root_ / "latest");
+    file.append(std::as_bytes(std::span(text)));
+    file.commit();
+    std::vector<std::filesystem::path> dirs;
+    for (const auto& e : std::filesystem::directory_iterator(root_))
+      if (e.is_directory() && e.path().filename().string().starts_with("step-"))
+        dirs.push_back(e.path());
+    std::sort(dirs.begin(), dirs.end());
+    while (dirs.size() > keep_) {
+      if (dirs.front().filename() != name_of(step))
+        std::filesystem::remove_all(dirs.front());
+      dirs.erase(dirs.begin());
+    }
+  }
+
+  static std::string name_of(std::size_t step) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "step-%06zu", step);
+    return buf;
+  }
+
+ private:
+  std::filesystem::path root_;
+  std::size_t keep_;
+};
+
+}  // namespace rlxf::train
