@@ -25,6 +25,7 @@
 #include "rlxf/data/split.hpp"
 #include "rlxf/data/synthetic.hpp"
 
+#include "rlxf/eval/alignment.hpp"
 #include "rlxf/eval/report.hpp"
 #include "rlxf/eval/statistics.hpp"
 
@@ -53,10 +54,12 @@
 #include "rlxf/algo/algorithm.hpp"
 #include "rlxf/algo/aggregation.hpp"
 #include "rlxf/algo/entropy.hpp"
+#include "rlxf/algo/grpo.hpp"
 #include "rlxf/algo/kl.hpp"
 #include "rlxf/algo/kl_controller.hpp"
 #include "rlxf/algo/losses.hpp"
 #include "rlxf/algo/ppo.hpp"
+#include "rlxf/algo/rloo.hpp"
 #include "rlxf/algo/sft.hpp"
 
 #include "rlxf/optim/adamw.hpp"

@@ -1,0 +1,344 @@
+// rlxf_mona: the whole RLXF pipeline of the paper on a MONA export, on 2 CPU cores.
+//   1. split the labelled rows 80/20 (seeded); train a byte-level BPE tokenizer on the training side;
+//   2. SFT a small GPT-2-style policy on (paper prompt, historical condition description);
+//   3. train the MET / Non-MET reward model and print its held-out metrics;
+//   4. fine-tune the policy against P(MET) with the chosen algorithm (PPO by default) through
+//      train::Trainer, logging metrics.jsonl and checkpointing;
+//   5. evaluate tuned vs SFT vs a random policy on held-out prompts (reward, the synthetic
+//      oracle's true P(MET), KL, tests) and write report.md with SVG plots.
+// Every stage's result is kept in the run folder; re-running resumes where the last run stopped
+// (a killed fine-tuning continues from its last checkpoint and ends with the same numbers).
+//
+//   rlxf_mona [--config file.json] [--run runs/rlxf_mona] [--algorithm ppo]
+// The JSON config overrides any field of Config below (unknown keys are an error).
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include <rlxf/rlxf.hpp>
+
+using namespace rlxf;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Config {
+  std::string data = std::string(RLXF_SOURCE_DIR) + "/data/mona_synthetic.csv";
+  std::uint64_t seed = 0;
+  std::size_t vocab = 4096;
+  std::size_t policy_d_model = 96, policy_layers = 2, policy_heads = 4;
+  std::size_t sft_epochs = 1;
+  double sft_lr = 2e-3;
+  std::size_t rm_epochs = 4;
+  double rm_lr = 2e-3;
+  std::size_t steps = 60, prompts_per_step = 32, checkpoint_every = 5, eval_every = 10;
+  double lr = 1e-4;
+  std::size_t ppo_epochs = 4, minibatch_size = 16, max_new_tokens = 32;
+  double temperature = 0.7;
+  bool adaptive_kl = true;
+  double kl_coef = 0.1, kl_target = 4.0, kl_horizon = 2000;
+  std::size_t eval_prompts = 256, eval_during_training = 64;
+};
+
+#define RLXF_CONFIG_FIELDS(X)                                                                         \
+  X(data) X(seed) X(vocab) X(policy_d_model) X(policy_layers) X(policy_heads) X(sft_epochs) X(sft_lr) \
+  X(rm_epochs) X(rm_lr) X(steps) X(prompts_per_step) X(checkpoint_every) X(eval_every) X(lr)          \
+  X(ppo_epochs) X(minibatch_size) X(max_new_tokens) X(temperature) X(adaptive_kl) X(kl_coef)         \
+  X(kl_target) X(kl_horizon) X(eval_prompts) X(eval_during_training)
+
+nlohmann::json to_json(const Config& c) {
+  nlohmann::json j;
+#define X(name) j[#name] = c.name;
+  RLXF_CONFIG_FIELDS(X)
+#undef X
+  return j;
+}
+
+Config from_json(const nlohmann::json& j, const std::string& source) {
+  Config c;
+  RLXF_REQUIRE(j.is_object(), source, ": expected a JSON object");
+  const nlohmann::json known = to_json(c);
+  for (const auto& [key, value] : j.items()) {
+    if (!known.contains(key))
+      fail(source, ": unknown key '", key, "'");
+    if (value.type() != known[key].type() &&
+        !(value.is_number() && known[key].is_number() && !known[key].is_number_unsigned()) &&
+        !(value.is_number_unsigned() && known[key].is_number_unsigned()))
+      fail(source, ": key '", key, "' has the wrong type (", value.dump(), ")");
+  }
+#define X(name) if (j.contains(#name)) c.name = j[#name].get<decltype(c.name)>();
+  RLXF_CONFIG_FIELDS(X)
+#undef X
+  RLXF_REQUIRE(c.steps > 0 && c.prompts_per_step > 0 && c.eval_prompts > 0, source,
+               ": steps, prompts_per_step and eval_prompts must be > 0");
+  RLXF_REQUIRE(c.temperature > 0, source, ": temperature must be > 0");
+  return c;
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+model::DecoderConfig policy_config(const Config& c, std::size_t vocab) {
+  return {.vocab_size = vocab,
+          .max_positions = 256,
+          .d_model = c.policy_d_model,
+          .n_layers = c.policy_layers,
+          .n_heads = c.policy_heads,
+          .d_hidden = 4 * c.policy_d_model};
+}
+
+void print_progress(const char* what, const reward::TrainProgress& p) {
+  if (std::isnan(p.val_loss))
+    return;
+  std::printf("  %s step %zu/%zu: train loss %.4f, validation loss %.4f [%.0f s]\n", what, p.step, p.total_steps,
+              p.train_loss, p.val_loss, p.seconds);
+  std::fflush(stdout);
+}
+
+// The metric `name` of every line of metrics.jsonl, against its step.
+eval::Series series_of(const fs::path& log, const std::string& name, const std::string& label) {
+  eval::Series s{label, {}, {}, {}};
+  std::ifstream in(log);
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.contains(name) || !j[name].is_number())
+      continue;
+    s.x.push_back(j["step"].get<double>());
+    s.y.push_back(j[name].get<double>());
+  }
+  return s;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);  // progress shows up in logs as it happens
+  const auto t0 = std::chrono::steady_clock::now();
+  fs::path run = "runs/rlxf_mona";
+  std::string algorithm = "ppo";
+  nlohmann::json overrides = nlohmann::json::object();
+  std::string config_source = "defaults";
+  for (int i = 1; i < argc; ++i) {
+    const std::string_view arg = argv[i];
+    if (i + 1 >= argc)
+      fail("option ", arg, " needs a value (see the top of examples/rlxf_mona.cpp)");
+    const std::string v = argv[++i];
+    if (arg == "--run") run = v;
+    else if (arg == "--algorithm") algorithm = v;
+    else if (arg == "--config") {
+      overrides = model::read_json(v);
+      config_source = v;
+    } else fail("unknown option ", arg, " (expected --config, --run or --algorithm)");
+  }
+  if (algorithm != "ppo")
+    fail("--algorithm ", algorithm, ": only ppo is wired into this job so far (dpo, rs, grpo, rloo: issue 5)");
+  const Config cfg = from_json(overrides, config_source);
+  fs::create_directories(run);
+  {  // a run folder belongs to one configuration: resuming with another would mix two runs
+    const nlohmann::json effective = to_json(cfg);
+    if (fs::exists(run / "config.json")) {
+      if (model::read_json(run / "config.json") != effective)
+        fail(run / "config.json", " differs from this run's configuration: use another --run folder");
+    } else {
+      eval::write_text_file(run / "config.json", effective.dump(2) + "\n");
+    }
+  }
+  std::printf("run folder %s (algorithm %s, seed %llu)\n", run.c_str(), algorithm.c_str(),
+              static_cast<unsigned long long>(cfg.seed));
+
+  // 1. Data, splits, tokenizer.
+  const data::MonaTable table = data::load_mona(cfg.data);
+  std::printf("%s\n", table.report.summary().c_str());
+  const data::Split outer = data::random_split(table.labelled(), 0.2, cfg.seed);
+  const data::Split inner = data::random_split(outer.train, 0.1, cfg.seed + 1);
+  const auto prompt_of = [&](std::size_t i) { return data::policy_prompt(data::condition_context(table.records[i])); };
+  tokenize::Bpe bpe = [&] {
+    if (fs::exists(run / "tokenizer" / "vocab.json"))
+      return tokenize::Bpe::load(fs::path(run / "tokenizer"));
+    std::vector<std::string> corpus;
+    for (std::size_t i : outer.train) {
+      corpus.push_back(prompt_of(i));
+      corpus.push_back(data::classifier_text(table.records[i]));
+    }
+    tokenize::Bpe b = tokenize::Bpe::train(corpus, {.vocab_size = cfg.vocab});
+    b.save(run / "tokenizer");
+    return b;
+  }();
+  std::printf("tokenizer: %zu tokens [%.0f s]\n", bpe.vocab_size(), seconds_since(t0));
+
+  // 2. SFT policy.
+  const model::DecoderConfig dcfg = policy_config(cfg, bpe.vocab_size());
+  Rng init(cfg.seed, 11);
+  model::TextPolicy policy(bpe, model::Policy<float>(dcfg, init));
+  const fs::path sft_weights = run / "sft" / "policy.safetensors";
+  if (fs::exists(sft_weights)) {
+    train::load_parameters(sft_weights, policy.policy().parameters(true));
+    std::printf("SFT policy: loaded %s\n", sft_weights.c_str());
+  } else {
+    std::vector<std::string> prompts, answers;
+    std::vector<std::size_t> rows(outer.train.begin(), outer.train.end());
+    Rng shuffle(cfg.seed, 12);
+    for (std::size_t i = rows.size(); i-- > 1;)
+      std::swap(rows[i], rows[shuffle.next_below(static_cast<std::uint32_t>(i + 1))]);
+    for (std::size_t i : rows) {
+      prompts.push_back(prompt_of(i));
+      answers.push_back(data::collapse_space(table.records[i].description));
+    }
+    const auto report = algo::sft(policy, prompts, answers,
+                                  {.train = {.epochs = cfg.sft_epochs, .lr = cfg.sft_lr, .eval_every = 100,
+                                             .patience = 0, .seed = cfg.seed}},
+                                  [](const reward::TrainProgress& p) { print_progress("SFT", p); });
+    fs::create_directories(run / "sft");
+    train::save_parameters(sft_weights, policy.policy().parameters(true));
+    std::printf("SFT policy: %zu steps on %zu pairs in %.0f s\n", report.steps, prompts.size(), report.seconds);
+  }
+  const model::Policy<float> sft_snapshot = policy.policy();
+
+  // 3. Reward model.
+  reward::MonaRewardModel rm = [&] {
+    if (fs::exists(run / "reward_model" / "reward.json"))
+      return reward::MonaRewardModel::load(run / "reward_model");
+    auto [m, fit] = reward::train_mona_reward_model(
+        table, inner.train, inner.test, bpe,
+        {.classifier = {.train = {.epochs = cfg.rm_epochs, .lr = cfg.rm_lr, .seed = cfg.seed}}, .seed = cfg.seed},
+        [](const reward::TrainProgress& p) { print_progress("reward model", p); });
+    m.save(run / "reward_model");
+    return std::move(m);
+  }();
+  const auto test_examples = reward::mona_examples(rm, table, outer.test);
+  std::vector<std::uint8_t> test_labels;
+  for (const auto& e : test_examples)
+    test_labels.push_back(e.label);
+  const auto rm_metrics = reward::binary_metrics(
+      reward::met_probabilities(reward::met_logits(rm.classifier(), test_examples), rm.settings().temperature),
+      test_labels);
+  std::printf("reward model, held-out rows: %s [%.0f s]\n", reward::summary_line(rm_metrics).c_str(), seconds_since(t0));
+
+  // Prompt sets: the distinct contexts of the training rows, and of the held-out rows.
+  const auto distinct_prompts = [&](std::span<const std::size_t> rows, std::uint64_t stream) {
+    std::set<std::string> seen;
+    std::vector<std::string> out;
+    for (std::size_t i : rows)
+      if (seen.insert(prompt_of(i)).second)
+        out.push_back(prompt_of(i));
+    Rng shuffle(cfg.seed, stream);
+    for (std::size_t i = out.size(); i-- > 1;)
+      std::swap(out[i], out[shuffle.next_below(static_cast<std::uint32_t>(i + 1))]);
+    return out;
+  };
+  const std::vector<std::string> train_prompts = distinct_prompts(outer.train, 13);
+  std::vector<std::string> eval_prompts = distinct_prompts(outer.test, 14);
+  eval_prompts.resize(std::min(eval_prompts.size(), cfg.eval_prompts));
+  const std::span<const std::string> monitor_prompts(eval_prompts.data(),
+                                                     std::min(eval_prompts.size(), cfg.eval_during_training));
+  const data::MonaOracle oracle;
+  const auto oracle_scores = [&](std::span<const std::string> prompts, const std::vector<std::string>& answers) {
+    std::vector<double> out;
+    for (std::size_t i = 0; i < answers.size(); ++i) {
+      const auto ctx = *data::parse_policy_prompt(prompts[i]);
+      out.push_back(oracle.p_met(ctx.country, ctx.arrangement_type, ctx.economic_descriptor, answers[i]));
+    }
+    return out;
+  };
+  const model::GenerationConfig gen{.max_new_tokens = cfg.max_new_tokens, .temperature = cfg.temperature};
+
+  // 4. Fine-tuning.
+  std::printf("fine-tuning: %zu steps of %zu prompts (%zu distinct training prompts)\n", cfg.steps,
+              cfg.prompts_per_step, train_prompts.size());
+  algo::Ppo ppo(policy, {.steps = cfg.steps,
+                         .generation = gen,
+                         .ppo_epochs = cfg.ppo_epochs,
+                         .minibatch_size = cfg.minibatch_size,
+                         .lr = cfg.lr,
+                         .adaptive_kl = cfg.adaptive_kl,
+                         .kl_coef = cfg.kl_coef,
+                         .adaptive = {.init = cfg.kl_coef, .target = cfg.kl_target, .horizon = cfg.kl_horizon}});
+  train::Trainer<algo::Ppo, model::TextPolicy, reward::MonaRewardModel> trainer(
+      ppo, policy, rm,
+      {.steps = cfg.steps, .prompts_per_step = cfg.prompts_per_step, .eval_every = cfg.eval_every,
+       .checkpoint_every = cfg.checkpoint_every, .run_dir = run / algorithm, .seed = cfg.seed});
+  trainer.on_evaluate([&](std::size_t, algo::StepMetrics& m) {
+    const auto e = eval::evaluate_policy("tuned", policy, rm, monitor_prompts, gen, Rng(cfg.seed, 15),
+                                         &ppo.reference());
+    m.emplace_back("eval/reward", eval::summarize(e.rewards).mean);
+    m.emplace_back("eval/oracle", eval::summarize(oracle_scores(monitor_prompts, e.answers)).mean);
+    m.emplace_back("eval/kl", eval::summarize(e.kl).mean);
+  });
+  const std::size_t resumed = trainer.run(train_prompts);
+  if (resumed > 0)
+    std::printf("resumed from the checkpoint at step %zu\n", resumed);
+  std::printf("fine-tuning done [%.0f s]\n", seconds_since(t0));
+
+  // 5. Evaluation and report.
+  model::TextPolicy base(bpe, sft_snapshot);
+  Rng random_init(cfg.seed, 16);
+  model::TextPolicy random(bpe, model::Policy<float>(dcfg, random_init));
+  std::vector<eval::PolicyEvaluation> evals;
+  const std::string tuned_name = algorithm == "ppo" ? "PPO" : algorithm;
+  for (auto [name, p] : {std::pair{tuned_name, &policy}, std::pair{std::string("SFT"), &base},
+                         std::pair{std::string("random"), &random}}) {
+    auto e = eval::evaluate_policy(name, *p, rm, eval_prompts, gen, Rng(cfg.seed, 17), &sft_snapshot);
+    e.oracle = oracle_scores(eval_prompts, e.answers);
+    evals.push_back(std::move(e));
+  }
+  const eval::AlignmentRoles roles{.tuned = 0, .base = 1, .random = 2, .seed = cfg.seed};
+  const eval::AlignmentSummary summary = eval::summarize_alignment(evals, roles);
+
+  const fs::path log = run / algorithm / "metrics.jsonl";
+  eval::write_text_file(run / "reward.svg",
+                        eval::svg_line_plot({.title = "Reward during fine-tuning",
+                                             .x_label = "step",
+                                             .y_label = "P(MET) by the reward model",
+                                             .series = {series_of(log, "objective/scores", "rollout reward"),
+                                                        series_of(log, "eval/reward", "held-out reward")}}));
+  eval::write_text_file(run / "kl.svg",
+                        eval::svg_line_plot({.title = "KL to the SFT reference",
+                                             .x_label = "step",
+                                             .y_label = "nats per answer",
+                                             .series = {series_of(log, "objective/kl", "rollout KL"),
+                                                        series_of(log, "eval/kl", "held-out KL")},
+                                             .y_min = 0.0}));
+  eval::write_text_file(run / "oracle.svg",
+                        eval::svg_line_plot({.title = "True P(MET) by the synthetic oracle",
+                                             .x_label = "step",
+                                             .y_label = "oracle P(MET), held-out prompts",
+                                             .series = {series_of(log, "eval/oracle", "tuned policy")}}));
+  std::string md = "# RLXF on MONA: " + tuned_name + " run\n\n";
+  md += "Data `" + cfg.data + "`: " + table.report.summary() + "\n\n";
+  md += "## Reward model (held-out 20%)\n\n" + reward::to_markdown(rm_metrics) + "\n";
+  md += "## Alignment on " + std::to_string(eval_prompts.size()) + " held-out prompts\n\n";
+  md += "Answers sampled at temperature " + eval::format_number(cfg.temperature) +
+        "; KL is the summed log-ratio to the SFT policy.\n\n";
+  md += eval::alignment_markdown(evals, eval_prompts, roles);
+  md += "\n## Fine-tuning\n\n![reward](reward.svg)\n\n![KL](kl.svg)\n\n![oracle](oracle.svg)\n\n";
+  md += "Configuration: `config.json`; metrics per step: `" + algorithm + "/metrics.jsonl`.\n";
+  eval::write_text_file(run / "report.md", md);
+
+  nlohmann::json result{{"reward", {{"tuned", eval::summarize(evals[0].rewards).mean},
+                                    {"sft", eval::summarize(evals[1].rewards).mean},
+                                    {"random", eval::summarize(evals[2].rewards).mean},
+                                    {"p_value_vs_sft", summary.reward_vs_base.p_value}}},
+                        {"oracle", {{"tuned", eval::summarize(evals[0].oracle).mean},
+                                    {"sft", eval::summarize(evals[1].oracle).mean},
+                                    {"random", eval::summarize(evals[2].oracle).mean}}},
+                        {"kl_to_sft", eval::summarize(evals[0].kl).mean},
+                        {"kl_target", cfg.kl_target},
+                        {"beta", ppo.beta()},
+                        {"over_optimisation", summary.over_optimisation}};
+  eval::write_text_file(run / "result.json", result.dump(2) + "\n");
+  std::printf("\n%s\nwrote %s [total %.0f s]\n", result.dump(2).c_str(), (run / "report.md").c_str(), seconds_since(t0));
+  return 0;
+} catch (const std::exception& e) {
+  std::fprintf(stderr, "rlxf_mona: %s\n", e.what());
+  return 1;
+}
