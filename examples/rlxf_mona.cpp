@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <set>
 #include <string>
@@ -140,8 +141,8 @@ int main(int argc, char** argv) try {
       config_source = v;
     } else fail("unknown option ", arg, " (expected --config, --run or --algorithm)");
   }
-  if (algorithm != "ppo")
-    fail("--algorithm ", algorithm, ": only ppo is wired into this job so far (dpo, rs, grpo, rloo: issue 5)");
+  if (algorithm != "ppo" && algorithm != "dpo" && algorithm != "rs" && algorithm != "grpo" && algorithm != "rloo")
+    fail("--algorithm must be ppo, dpo, rs, grpo or rloo, got ", algorithm);
   const Config cfg = from_json(overrides, config_source);
   fs::create_directories(run);
   {  // a run folder belongs to one configuration: resuming with another would mix two runs
@@ -252,31 +253,53 @@ int main(int argc, char** argv) try {
   };
   const model::GenerationConfig gen{.max_new_tokens = cfg.max_new_tokens, .temperature = cfg.temperature};
 
-  // 4. Fine-tuning.
-  std::printf("fine-tuning: %zu steps of %zu prompts (%zu distinct training prompts)\n", cfg.steps,
-              cfg.prompts_per_step, train_prompts.size());
-  algo::Ppo ppo(policy, {.steps = cfg.steps,
-                         .generation = gen,
-                         .ppo_epochs = cfg.ppo_epochs,
-                         .minibatch_size = cfg.minibatch_size,
-                         .lr = cfg.lr,
-                         .adaptive_kl = cfg.adaptive_kl,
-                         .kl_coef = cfg.kl_coef,
-                         .adaptive = {.init = cfg.kl_coef, .target = cfg.kl_target, .horizon = cfg.kl_horizon}});
-  train::Trainer<algo::Ppo, model::TextPolicy, reward::MonaRewardModel> trainer(
-      ppo, policy, rm,
-      {.steps = cfg.steps, .prompts_per_step = cfg.prompts_per_step, .eval_every = cfg.eval_every,
-       .checkpoint_every = cfg.checkpoint_every, .run_dir = run / algorithm, .seed = cfg.seed});
-  trainer.on_evaluate([&](std::size_t, algo::StepMetrics& m) {
-    const auto e = eval::evaluate_policy("tuned", policy, rm, monitor_prompts, gen, Rng(cfg.seed, 15),
-                                         &ppo.reference());
-    m.emplace_back("eval/reward", eval::summarize(e.rewards).mean);
-    m.emplace_back("eval/oracle", eval::summarize(oracle_scores(monitor_prompts, e.answers)).mean);
-    m.emplace_back("eval/kl", eval::summarize(e.kl).mean);
-  });
-  const std::size_t resumed = trainer.run(train_prompts);
-  if (resumed > 0)
-    std::printf("resumed from the checkpoint at step %zu\n", resumed);
+  // 4. Fine-tuning: the algorithm is a template parameter; this switch picks the instantiation.
+  // Every algorithm sees about prompts_per_step * (its samples per prompt) = 32 answers a step.
+  const auto fine_tune = [&]<class Algo>(Algo& algo, std::size_t samples_per_prompt) {
+    const std::size_t per_step = std::max<std::size_t>(1, cfg.prompts_per_step / samples_per_prompt);
+    std::printf("fine-tuning (%s): %zu steps of %zu prompts x %zu samples (%zu distinct training prompts)\n",
+                algorithm.c_str(), cfg.steps, per_step, samples_per_prompt, train_prompts.size());
+    train::Trainer<Algo, model::TextPolicy, reward::MonaRewardModel> trainer(
+        algo, policy, rm,
+        {.steps = cfg.steps, .prompts_per_step = per_step, .eval_every = cfg.eval_every,
+         .checkpoint_every = cfg.checkpoint_every, .run_dir = run / algorithm, .seed = cfg.seed});
+    trainer.on_evaluate([&](std::size_t, algo::StepMetrics& m) {
+      const auto e = eval::evaluate_policy("tuned", policy, rm, monitor_prompts, gen, Rng(cfg.seed, 15), &sft_snapshot);
+      m.emplace_back("eval/reward", eval::summarize(e.rewards).mean);
+      m.emplace_back("eval/oracle", eval::summarize(oracle_scores(monitor_prompts, e.answers)).mean);
+      m.emplace_back("eval/kl", eval::summarize(e.kl).mean);
+    });
+    const std::size_t resumed = trainer.run(train_prompts);
+    if (resumed > 0)
+      std::printf("resumed from the checkpoint at step %zu\n", resumed);
+  };
+  const model::GenerationConfig sample_gen{.max_new_tokens = cfg.max_new_tokens, .temperature = 1.0};
+  double final_beta = std::numeric_limits<double>::quiet_NaN();
+  if (algorithm == "ppo") {
+    algo::Ppo ppo(policy, {.steps = cfg.steps,
+                           .generation = gen,
+                           .ppo_epochs = cfg.ppo_epochs,
+                           .minibatch_size = cfg.minibatch_size,
+                           .lr = cfg.lr,
+                           .adaptive_kl = cfg.adaptive_kl,
+                           .kl_coef = cfg.kl_coef,
+                           .adaptive = {.init = cfg.kl_coef, .target = cfg.kl_target, .horizon = cfg.kl_horizon}});
+    fine_tune(ppo, 1);
+    final_beta = ppo.beta();
+  } else if (algorithm == "dpo") {
+    algo::Dpo dpo(policy, {.lr = cfg.lr, .steps = cfg.steps, .minibatch_size = cfg.minibatch_size, .generation = sample_gen});
+    fine_tune(dpo, 2);
+  } else if (algorithm == "rs") {
+    algo::RejectionSampling rs(policy, {.samples_per_prompt = 4, .generation = sample_gen, .lr = cfg.lr,
+                                        .minibatch_size = cfg.minibatch_size, .steps = cfg.steps});
+    fine_tune(rs, 4);
+  } else if (algorithm == "grpo") {
+    algo::Grpo grpo(policy, {.steps = cfg.steps, .group_size = 4, .generation = sample_gen, .lr = cfg.lr});
+    fine_tune(grpo, 4);
+  } else {
+    algo::Rloo rloo(policy, {.steps = cfg.steps, .k = 2, .generation = gen, .lr = cfg.lr});
+    fine_tune(rloo, 2);
+  }
   std::printf("fine-tuning done [%.0f s]\n", seconds_since(t0));
 
   // 5. Evaluation and report.
@@ -284,7 +307,9 @@ int main(int argc, char** argv) try {
   Rng random_init(cfg.seed, 16);
   model::TextPolicy random(bpe, model::Policy<float>(dcfg, random_init));
   std::vector<eval::PolicyEvaluation> evals;
-  const std::string tuned_name = algorithm == "ppo" ? "PPO" : algorithm;
+  const std::map<std::string, std::string> names{
+      {"ppo", "PPO"}, {"dpo", "DPO"}, {"rs", "rejection sampling"}, {"grpo", "GRPO"}, {"rloo", "RLOO"}};
+  const std::string tuned_name = names.at(algorithm);
   for (auto [name, p] : {std::pair{tuned_name, &policy}, std::pair{std::string("SFT"), &base},
                          std::pair{std::string("random"), &random}}) {
     auto e = eval::evaluate_policy(name, *p, rm, eval_prompts, gen, Rng(cfg.seed, 17), &sft_snapshot);
@@ -333,7 +358,7 @@ int main(int argc, char** argv) try {
                                     {"random", eval::summarize(evals[2].oracle).mean}}},
                         {"kl_to_sft", eval::summarize(evals[0].kl).mean},
                         {"kl_target", cfg.kl_target},
-                        {"beta", ppo.beta()},
+                        {"beta", std::isnan(final_beta) ? nlohmann::json(nullptr) : nlohmann::json(final_beta)},
                         {"over_optimisation", summary.over_optimisation}};
   eval::write_text_file(run / "result.json", result.dump(2) + "\n");
   std::printf("\n%s\nwrote %s [total %.0f s]\n", result.dump(2).c_str(), (run / "report.md").c_str(), seconds_since(t0));

@@ -168,7 +168,7 @@ class Ppo {
     double raw_mean = 0, eos = 0, length = 0;
     for (std::size_t b = 0; b < B; ++b) {
       raw_mean += raw[b] / static_cast<double>(B);
-      eos += ended[b] / static_cast<double>(B);
+      eos += ended[b];  // a count: summing 1/B terms would give e.g. 5.999999999999999 for 6 of 6
     }
     for (std::uint8_t v : mask)
       length += v / static_cast<double>(B);
@@ -184,7 +184,7 @@ class Ppo {
             {"loss/value_avg", vf_sum / n},
             {"val/clipfrac_avg", vclip_sum / n},
             {"val/ratio", ratio_sum / n},
-            {"val/num_eos_tokens", eos * static_cast<double>(B)},
+            {"val/num_eos_tokens", eos},
             {"completions/mean_length", length},
             {"beta", beta()},
             {"lr", lr_used}};

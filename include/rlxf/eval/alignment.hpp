@@ -110,8 +110,11 @@ inline std::string alignment_markdown(const std::vector<PolicyEvaluation>& e, st
     const auto& p = e[k];
     const double eos = static_cast<double>(std::count(p.ended.begin(), p.ended.end(), true)) /
                        static_cast<double>(std::max<std::size_t>(1, p.ended.size()));
-    rows.push_back({p.name, format_interval(bootstrap_mean_ci(p.rewards, 0.95, 10000, roles.seed)),
-                    p.oracle.empty() ? "-" : format_interval(bootstrap_mean_ci(p.oracle, 0.95, 10000, roles.seed)),
+    const auto mean_ci = [&](const std::vector<double>& x) {
+      const ConfidenceInterval ci = bootstrap_mean_ci(x, 0.95, 10000, roles.seed);
+      return format_number(ci.estimate) + " " + format_interval(ci);
+    };
+    rows.push_back({p.name, mean_ci(p.rewards), p.oracle.empty() ? "-" : mean_ci(p.oracle),
                     p.kl.empty() ? "-" : format_number(summarize(p.kl).mean), format_number(eos)});
   }
   const auto& tuned = e[roles.tuned];
@@ -140,7 +143,12 @@ inline std::string alignment_markdown(const std::vector<PolicyEvaluation>& e, st
                 "gain whose 95% interval lies at or below 0).\n";
   }
   std::vector<std::vector<std::string>> samples;
-  for (std::size_t i = 0; i < std::min(roles.sample_rows, prompts.size()); ++i)
+  const std::size_t shown = std::min(roles.sample_rows, prompts.size());
+  for (const PolicyEvaluation* p : {&base, &tuned})
+    RLXF_REQUIRE(p->answers.size() >= shown && p->rewards.size() >= shown, "alignment_markdown: '", p->name,
+                 "' has ", p->answers.size(), " answers and ", p->rewards.size(), " rewards for ", shown,
+                 " sample rows");
+  for (std::size_t i = 0; i < shown; ++i)
     samples.push_back({prompts[i], base.answers[i], format_number(base.rewards[i], 3), tuned.answers[i],
                        format_number(tuned.rewards[i], 3)});
   md += "\nSample answers to the same prompts (before/after):\n\n";

@@ -38,15 +38,17 @@ void save_parameters(const std::filesystem::path& path, const ParameterList<T>& 
 }
 
 // Reads every parameter by name; the file must hold exactly these names with these shapes.
+// Every tensor is checked and read before any parameter changes: a failed load leaves the
+// parameters as they were.
 template <class T>
 void load_parameters(const std::filesystem::path& path, const ParameterList<T>& params) {
   with_context("loading parameters " + path.string(), [&] {
     const io::Safetensors file = io::Safetensors::load(path);
-    RLXF_REQUIRE(file.tensors().size() == params.size(), "the file has ", file.tensors().size(),
-                 " tensors, the model ", params.size());
+    std::vector<std::vector<T>> data;
+    data.reserve(params.size());
     for (const auto& ref : params) {
-      auto& v = ref.param->value;
-      const std::vector<T> data = with_context("tensor '" + ref.name + "'", [&] {
+      const auto& v = ref.param->value;
+      data.push_back(with_context("tensor '" + ref.name + "'", [&] {
         const auto* info = file.find(ref.name);
         if (!info)
           fail("missing");
@@ -54,9 +56,13 @@ void load_parameters(const std::filesystem::path& path, const ParameterList<T>& 
         if (info->shape != want)
           fail("shape ", shape_string(info->shape), ", the model's is ", shape_string(want));
         return file.read<T>(ref.name);
-      });
-      std::copy(data.begin(), data.end(), v.data());
+      }));
     }
+    // Every parameter was found: a count mismatch means tensors the model does not have.
+    RLXF_REQUIRE(file.tensors().size() == params.size(), "the file has ", file.tensors().size(),
+                 " tensors, the model ", params.size());
+    for (std::size_t i = 0; i < params.size(); ++i)
+      std::copy(data[i].begin(), data[i].end(), params[i].param->value.data());
   });
 }
 

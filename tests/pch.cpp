@@ -1,0 +1,1 @@
+// Compiles the precompiled header (rlxf/rlxf.hpp) that every test reuses.
