@@ -12,6 +12,7 @@ packages=(
   libbenchmark-dev   # Google Benchmark
   libomp-dev         # OpenMP runtime for clang builds (g++ ships libgomp)
   clang libclang-rt-14-dev  # the libFuzzer targets under tests/fuzz (clang 14 on Debian 12)
+  libboost-context-dev      # fibers for the CUDA emulator (tests run GPU kernels on the CPU)
 )
 
 missing=()
