@@ -16,7 +16,7 @@
 
 #include "rlxf/core/dtype.hpp"
 #include "rlxf/cuda/emulate/launch.hpp"
-#include "rlxf/cuda/gemm/configs.hpp"
+#include "rlxf/cuda/gemm/dispatch.hpp"
 
 using namespace rlxf;
 using namespace rlxf::cuda;
@@ -181,4 +181,30 @@ TEST_CASE("the GEMM kernels' launch checks refuse bad arguments by name") {
   CHECK_NOTHROW(check_gemm(p, false, false));
   p.ldc = 3;
   CHECK_THROWS_WITH(check_gemm(p, true, true), doctest::Contains("ldc = 3"));
+}
+
+TEST_CASE("dispatch_gemm picks large tiles for a full wave, small ones otherwise, and runs them") {
+  // 256 x 256 is 4 large tiles: large on a GPU of 4 SMs, small (16 tiles) on one of 108.
+  CHECK(gemm_tiles::use_large_tiles(256, 256, 1, 4));
+  CHECK_FALSE(gemm_tiles::use_large_tiles(256, 256, 1, 108));
+  CHECK(gemm_tiles::use_large_tiles(256, 256, 27, 108));  // the batch fills the GPU
+  const int m = 70, n = 45, k = 33;
+  std::vector<bf16> a(std::size_t(k * m)), b(std::size_t(k * n));
+  for (std::size_t i = 0; i < a.size(); ++i) a[i] = bf16::from_float(small_int(5, i));
+  for (std::size_t i = 0; i < b.size(); ++i) b[i] = bf16::from_float(small_int(6, i));
+  for (const int sm_count : {1, 108}) {
+    std::vector<float> c(std::size_t(m * n), -1.0f);
+    GemmParams<bf16, float> p;
+    p.a = a.data(), p.b = b.data(), p.c = c.data(), p.m = m, p.n = n, p.k = k, p.lda = m, p.ldb = k, p.ldc = n;
+    dispatch_gemm(emulate::Launcher{permuted}, true, true, p, sm_count);  // C = A^T B^T
+    long wrong = 0;
+    for (int i = 0; i < m; ++i)
+      for (int j = 0; j < n; ++j) {
+        double ref = 0;
+        for (int kk = 0; kk < k; ++kk) ref += double(a[std::size_t(kk * m + i)].to_float()) * b[std::size_t(j * k + kk)].to_float();
+        wrong += c[std::size_t(i * n + j)] != float(ref);
+      }
+    INFO("sm_count = ", sm_count);
+    CHECK(wrong == 0);
+  }
 }

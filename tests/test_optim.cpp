@@ -15,22 +15,14 @@
 #include "rlxf/optim/adamw.hpp"
 #include "rlxf/optim/clip.hpp"
 #include "rlxf/optim/schedule.hpp"
+#include "error_of.hpp"
 
 using rlxf::Parameter;
 using rlxf::ParameterList;
 using namespace rlxf::optim;
 
 namespace {
-// The message of the rlxf::Error thrown by f, or "" when f does not throw.
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const rlxf::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using rlxf::test::error_of;
 
 bool contains(const std::string& s, const std::string& part) {
   return s.find(part) != std::string::npos;

@@ -24,6 +24,7 @@
 #include "rlxf/cuda/cudnn_attention.hpp"
 #include "rlxf/cuda/device_buffer.hpp"
 #include "rlxf/cuda/runtime.hpp"
+#include "../error_of.hpp"
 
 using namespace rlxf;
 using namespace rlxf::cuda;
@@ -38,17 +39,7 @@ std::string no_device_error_name() {
   return code == cudaSuccess ? std::string("cudaSuccess") : std::string(cudaGetErrorName(code));
 }
 
-// The message of the rlxf::Error `f` throws ("" and a failed check when it throws nothing).
-template <class F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const rlxf::Error& e) {
-    return e.what();
-  }
-  FAIL_CHECK("expected an rlxf::Error");
-  return {};
-}
+using rlxf::test::error_of;
 
 bool contains(const std::string& s, const std::string& part) { return s.find(part) != std::string::npos; }
 

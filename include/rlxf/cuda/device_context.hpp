@@ -5,6 +5,9 @@
 #if !defined(__CUDACC__)
 #error "rlxf/cuda/device_context.hpp is compiled by nvcc; on the host, kernels run under rlxf/cuda/emulate/"
 #endif
+// cuda_bf16.h before mma.h: WMMA's bf16 fragments exist only when bf16 is already declared.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
 #include <mma.h>
 
 #include <cstdint>

@@ -8,6 +8,7 @@
 #include <cuda_runtime.h>
 
 #include "rlxf/cuda/device_context.hpp"
+#include "rlxf/cuda/kernel_list.hpp"
 #include "rlxf/cuda/platform.hpp"
 #include "rlxf/cuda/runtime.hpp"
 
@@ -31,5 +32,21 @@ void launch(const LaunchConfig& config, const typename Kernel::Params& params, c
   kernel_entry<Kernel><<<grid, block, size_t(config.shared_bytes), stream>>>(params);
   check(cudaGetLastError(), "a kernel launch");
 }
+
+// Compiles every kernel of a list: `template void compile_kernels(list);` in a translation
+// unit that ships kernels (odr-using each entry point instantiates it).
+template <class... Kernels>
+void compile_kernels(KernelList<Kernels...>) {
+  ((void)&kernel_entry<Kernels>, ...);
+}
+
+// Launches on a CUDA stream: the launcher host dispatch functions take on the GPU.
+struct StreamLauncher {
+  cudaStream_t stream = nullptr;
+  template <class Kernel>
+  void operator()(KernelTag<Kernel>, const LaunchConfig& config, const typename Kernel::Params& params) const {
+    launch<Kernel>(config, params, stream);
+  }
+};
 
 }  // namespace rlxf::cuda

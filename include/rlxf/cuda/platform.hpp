@@ -45,6 +45,17 @@ struct LaunchConfig {
 inline constexpr int warp_size = 32;
 inline constexpr std::uint32_t full_warp_mask = 0xffffffffu;
 
+// Names a kernel type as a value. Host dispatch functions (dispatch_gemm, layernorm_forward,
+// attention forward, ...) choose a kernel and its LaunchConfig from the problem and call a
+// launcher with them: launcher(KernelTag<Kernel>{}, config, params). StreamLauncher
+// (launch.hpp) launches on the GPU, emulate::Launcher under the emulator; a generic lambda
+//   [&](auto tag, const LaunchConfig& c, const auto& p) { ... typename decltype(tag)::type ... }
+// works too.
+template <class Kernel>
+struct KernelTag {
+  using type = Kernel;
+};
+
 // ceil(a / b) for positive b: grid extents from problem sizes.
 RLXF_HOST_DEVICE constexpr int ceil_div(int a, int b) { return (a + b - 1) / b; }
 

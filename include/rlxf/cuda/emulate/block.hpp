@@ -34,12 +34,13 @@ namespace rlxf::cuda::emulate {
 
 class BlockRunner {
  public:
-  BlockRunner(const LaunchConfig& config, const Options& options)
+  // `stacks` provides the fibers' stacks (see stack_pool()); it must outlive the runner.
+  BlockRunner(const LaunchConfig& config, const Options& options, StackPool& stacks)
       : config_(config),
         options_(options),
         threads_count_(static_cast<int>(config.block.count())),
         warps_count_(ceil_div(threads_count_, warp_size)),
-        stacks_(options.stack_bytes),
+        stacks_(stacks),
         smem_(static_cast<std::size_t>(config.shared_bytes) + alignment),
         shadow_(options.check_shared ? static_cast<std::size_t>(config.shared_bytes) : 0),
         threads_(static_cast<std::size_t>(threads_count_)),
@@ -317,7 +318,7 @@ class BlockRunner {
   LaunchConfig config_;
   Options options_;
   int threads_count_, warps_count_;
-  StackPool stacks_;  // outlives the fibers below
+  StackPool& stacks_;
   std::vector<std::byte> smem_;
   std::vector<Shadow> shadow_;
   std::vector<Thread> threads_;

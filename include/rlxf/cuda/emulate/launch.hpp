@@ -45,12 +45,21 @@ void launch(const LaunchConfig& config, const typename Kernel::Params& params, c
     }
   }
 
-  BlockRunner block(config, options);
+  BlockRunner block(config, options, stack_pool(options.stack_bytes));
   auto body = [&](int rank) {
     Context ctx(block, rank);
     Kernel::run(ctx, params);
   };
   for (const Dim3& b : order) block.run(b, body);
 }
+
+// The launcher host dispatch functions (see KernelTag) take to run under the emulator.
+struct Launcher {
+  Options options;
+  template <class Kernel>
+  void operator()(KernelTag<Kernel>, const LaunchConfig& config, const typename Kernel::Params& params) const {
+    launch<Kernel>(config, params, options);
+  }
+};
 
 }  // namespace rlxf::cuda::emulate

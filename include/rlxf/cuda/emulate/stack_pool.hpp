@@ -7,6 +7,8 @@
 
 #include <boost/context/stack_context.hpp>
 #include <cstddef>
+#include <map>
+#include <memory>
 #include <vector>
 
 #include "rlxf/core/error.hpp"
@@ -58,5 +60,14 @@ struct PooledStack {
   boost::context::stack_context allocate() { return pool->allocate(); }
   void deallocate(boost::context::stack_context& sc) noexcept { pool->deallocate(sc); }
 };
+
+// The calling thread's pool of stacks of `stack_bytes`, kept for the thread's lifetime so
+// launches after the first map no memory.
+inline StackPool& stack_pool(std::size_t stack_bytes) {
+  thread_local std::map<std::size_t, std::unique_ptr<StackPool>> pools;
+  auto& pool = pools[stack_bytes];
+  if (!pool) pool = std::make_unique<StackPool>(stack_bytes);
+  return *pool;
+}
 
 }  // namespace rlxf::cuda::emulate

@@ -1,18 +1,11 @@
 #pragma once
 // The GEMM epilogue, applied to each f32 result before its one rounding to C's type:
 // v = alpha acc + beta C_old (C_old read only when beta != 0), + bias[n], then GELU.
+#include "rlxf/cuda/elementwise/activations.hpp"
 #include "rlxf/cuda/gemm/params.hpp"
-#include "rlxf/cuda/math.hpp"
 #include "rlxf/cuda/numeric.hpp"
 
 namespace rlxf::cuda {
-
-// GELU, tanh form: x sigmoid(2u), u = sqrt(2/pi) (x + 0.044715 x^3) (= 0.5 x (1 + tanh u),
-// written without the cancellation at negative x).
-RLXF_HOST_DEVICE float gelu_tanh(float x) {
-  const float u = 0.7978845608028654f * (x + 0.044715f * x * x * x);
-  return x / (1.0f + math::exp(-2.0f * u));
-}
 
 template <class T, class TOut>
 RLXF_DEVICE void write_result(const GemmParams<T, TOut>& p, TOut* c, int row, int col, float acc) {
@@ -20,7 +13,7 @@ RLXF_DEVICE void write_result(const GemmParams<T, TOut>& p, TOut* c, int row, in
   float v = p.alpha * acc;
   if (p.beta != 0.0f) v += p.beta * to_float(*dst);
   if (p.epilogue != Epilogue::none) v += p.bias[col];
-  if (p.epilogue == Epilogue::bias_gelu) v = gelu_tanh(v);
+  if (p.epilogue == Epilogue::bias_gelu) v = elementwise::gelu<GeluForm::tanh>(v);
   *dst = from_float<TOut>(v);
 }
 
