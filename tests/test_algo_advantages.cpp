@@ -112,7 +112,7 @@ TEST_CASE("ppo_token_rewards agrees with NumPy (fixture) and rejects bad rows") 
 // GAE
 // ---------------------------------------------------------------------------------------
 
-TEST_CASE("gae: gamma = lambda = 1 gives reward-to-go minus V; lambda = 0 gives the TD error") {
+TEST_CASE("gae: gamma = lambda = 1 gives reward-to-go minus V, lambda = 0 gives the TD error") {
   // B = 2, L = 4; row 0 valid at t = 0..2, row 1 valid at t = 1..3 (a prompt token first)
   const std::vector<double> r = {1.0, 2.0, 3.0, 0.0, 0.0, -1.0, 0.5, 4.0};
   const std::vector<double> v = {0.5, -0.25, 1.0, 7.0, 9.0, 0.1, 0.2, 0.3};
@@ -261,7 +261,7 @@ TEST_CASE("RunningMoments agrees with NumPy over the concatenation of batches (f
   CHECK(r2.variance() == rm.variance());
 }
 
-TEST_CASE("RunningMoments: merge order does not matter; validation") {
+TEST_CASE("RunningMoments: merge order does not matter, validation") {
   const auto a = random_normal(7, 1, 2.0), b = random_normal(11, 2, 5.0);
   RunningMoments x, y, z;
   x.update(cs(a));

@@ -127,7 +127,7 @@ void copy_parameters(model::TextPolicy& from, model::TextPolicy& to) {
 
 }  // namespace
 
-TEST_CASE("Dpo: models Algorithm; step 0 (policy = reference) gives ln 2 and zero rewards") {
+TEST_CASE("Dpo: models Algorithm, step 0 (policy = reference) gives ln 2 and zero rewards") {
   static_assert(Algorithm<Dpo, model::TextPolicy, LetterReward>);
   for (bool offline : {false, true}) {
     CAPTURE(offline);

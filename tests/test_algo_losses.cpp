@@ -162,7 +162,7 @@ TEST_CASE("ppo_policy_loss: gradient vs finite differences on random inputs, eve
   }
 }
 
-TEST_CASE("ppo_policy_loss: log-ratio clamp keeps exp finite; float agrees with double; validation") {
+TEST_CASE("ppo_policy_loss: log-ratio clamp keeps exp finite, float agrees with double, validation") {
   const std::vector<double> old = {0, 0}, nw = {800.0, -800.0}, A = {-1.0, 1.0};
   const std::vector<std::uint8_t> m = {1, 1};
   std::vector<double> g(2);
@@ -379,7 +379,7 @@ TEST_CASE("grpo_loss by hand: on-policy, one sequence per aggregation") {
   CHECK(st.loss == doctest::Approx(-0.25).epsilon(1e-15));
 }
 
-TEST_CASE("grpo_loss agrees with NumPy (fixture); gradients vs finite differences") {
+TEST_CASE("grpo_loss agrees with NumPy (fixture), gradients vs finite differences") {
   const auto fx = load_fixture("losses.json")["grpo"];
   const auto B = fx["B"].get<std::size_t>(), T = fx["T"].get<std::size_t>();
   auto nw = vec(fx["logp_new"]);
@@ -415,7 +415,7 @@ TEST_CASE("grpo_loss agrees with NumPy (fixture); gradients vs finite difference
   }
 }
 
-TEST_CASE("grpo_loss: random inputs with delta, finite differences; validation") {
+TEST_CASE("grpo_loss: random inputs with delta, finite differences, validation") {
   const std::size_t B = 4, T = 6;
   auto nw = random_normal(B * T, 51, 0.5);
   auto old = nw, ref = nw;

@@ -169,7 +169,7 @@ TEST_CASE("sft: a few epochs on 'say x' -> 'x' make greedy decoding answer x") {
   }
 }
 
-TEST_CASE("sft: validation reports NLL and exp(-NLL); mismatched and bad inputs give clear errors") {
+TEST_CASE("sft: validation reports NLL and exp(-NLL), mismatched and bad inputs give clear errors") {
   model::TextPolicy policy = tiny_policy(4);
   std::vector<std::string> prompts, answers;
   for (int rep = 0; rep < 2; ++rep)

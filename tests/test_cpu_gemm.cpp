@@ -106,7 +106,7 @@ TEST_CASE_TEMPLATE("gemm matches a naive triple loop exactly in every transposit
   check_all_cases<T>();
 }
 
-TEST_CASE_TEMPLATE("gemm with K == 0 scales C by beta; empty M or N touch nothing", T, float,
+TEST_CASE_TEMPLATE("gemm with K == 0 scales C by beta, empty M or N touch nothing", T, float,
                    double) {
   rlxf::Rng rng(5);
   for (const Trans ta : {Trans::no, Trans::yes})

@@ -130,7 +130,7 @@ TEST_CASE("rope backward is the inverse rotation and matches finite differences"
   CHECK(r.max_error < 1e-6);
 }
 
-TEST_CASE("rope in float agrees with double; odd head dimensions are rejected") {
+TEST_CASE("rope in float agrees with double, odd head dimensions are rejected") {
   // Angles, sines and cosines are computed in double in both; float adds the rounding of
   // cos and sin to float and of two products and a sum (~6e-8 each). Outputs x1 c - x2 s
   // cancel near 0, where the error stays absolute (~1e-7): compared with a floor of 0.1 at

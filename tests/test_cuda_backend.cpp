@@ -335,7 +335,7 @@ struct NoValueType {  // not a backend at all
 
 }  // namespace
 
-TEST_CASE("Backend: the CPU, emulated CUDA and test backends model it; types missing an op do not") {
+TEST_CASE("Backend: the CPU, emulated CUDA and test backends model it, types missing an op do not") {
   static_assert(rlxf::Backend<rlxf::cpu::Backend>);
   static_assert(rlxf::Backend<EmuBackend>);
   static_assert(rlxf::Backend<RoundingBackend>);

@@ -446,7 +446,7 @@ TEST_CASE("layernorm forward / backward match the CPU reference (bf16 storage)")
   test_layernorm<bf16>(1, 8208, 1);  // past the registers of both kernels, 8-wide bf16 chunks
 }
 
-TEST_CASE("layernorm without beta; dx overwritten with accumulate = false") {
+TEST_CASE("layernorm without beta, dx overwritten with accumulate = false") {
   const int N = 3, C = 40;
   const auto x = random_rows(N, C, 31), gamma = random_floats(C, 32, 0.5f, 1.0f), dy = random_floats(N * C, 33);
   std::vector<float> y(N * C), mean(N), rstd(N), y_ref(N * C), mean_ref(N), rstd_ref(N);

@@ -65,7 +65,7 @@ TEST_CASE("csv: plain records, quoted commas, doubled quotes, empty fields") {
   CHECK(r[3] == std::vector<std::string>{"", "x", ""});
 }
 
-TEST_CASE("csv: line breaks inside quotes are data; line() is where the record started") {
+TEST_CASE("csv: line breaks inside quotes are data, line() is where the record started") {
   std::vector<std::size_t> lines;
   const Records r =
       read_all("id,text\r\n1,\"two\r\nlines\"\r\n2,\"lf\nonly\"\r\n3,\"lone\rcr\"\r\n4,end\r\n", {},

@@ -87,7 +87,7 @@ PolicyEvaluation hand_made(std::string name, std::vector<double> rewards, std::v
 
 }  // namespace
 
-TEST_CASE("evaluate_policy: rewards are the RM's scores of its answers; KL 0 against itself, k1 sums otherwise") {
+TEST_CASE("evaluate_policy: rewards are the RM's scores of its answers, KL 0 against itself, k1 sums otherwise") {
   model::TextPolicy policy = tiny_policy(1);
   const LetterAReward rm;
   // Chunks of 3 over 7 prompts, the policy as its own reference.
@@ -134,7 +134,7 @@ TEST_CASE("evaluate_policy: rewards are the RM's scores of its answers; KL 0 aga
   CHECK(contains(error_of([&] { eval::evaluate_policy("x", policy, rm, none, gen8, Rng(1)); }), "no prompts"));
 }
 
-TEST_CASE("summarize_alignment: the tests are eval's; over-optimisation needs a reward gain and an oracle loss") {
+TEST_CASE("summarize_alignment: the tests are eval's, over-optimisation needs a reward gain and an oracle loss") {
   const std::size_t n = 30;
   const auto tuned_r = around(0.8, n), base_r = around(0.2, n, 3), random_r = around(0.1, n, 5);
   const auto oracle_down = around(0.3, n, 1), oracle_up = around(0.9, n, 2), oracle_base = around(0.6, n, 4);

@@ -29,7 +29,7 @@ bool contains(const std::string& s, const std::string& part) {
 }
 }  // namespace
 
-TEST_CASE("Parameter: zero-filled value and grad of the given shape; zero_grad; empty default") {
+TEST_CASE("Parameter: zero-filled value and grad of the given shape, zero_grad, empty default") {
   Parameter<float> p({2, 3});
   CHECK(p.size() == 6);
   REQUIRE(p.value.dimension() == 2);
@@ -139,7 +139,7 @@ TEST_CASE("decay_except_bias_and_norm follows the Hugging Face naming convention
   CHECK(decay_all("ln_f.weight"));
 }
 
-TEST_CASE("AdamW: excluded parameters take no weight decay; the default decays all") {
+TEST_CASE("AdamW: excluded parameters take no weight decay, the default decays all") {
   // Zero gradients: the moments stay 0, so the only motion is decay: p <- p (1 - lr wd).
   Parameter<double> weight({3}), norm({3});
   for (std::size_t j = 0; j < 3; ++j) weight.value(j) = norm.value(j) = 1.0 + static_cast<double>(j);
@@ -161,7 +161,7 @@ TEST_CASE("AdamW: excluded parameters take no weight decay; the default decays a
   CHECK(custom.decays(1));
 }
 
-TEST_CASE("AdamW: zero_grad zeroes every gradient; lr changes take effect") {
+TEST_CASE("AdamW: zero_grad zeroes every gradient, lr changes take effect") {
   Parameter<float> a({2, 2}), c({5});
   a.grad.fill(1.5f);
   c.grad.fill(-2.0f);

@@ -228,7 +228,7 @@ TEST_CASE("run_training: early stopping after `patience` validations, best weigh
   }
 }
 
-TEST_CASE("run_training: patience 0 never stops; an improvement resets the count") {
+TEST_CASE("run_training: patience 0 never stops, an improvement resets the count") {
   Toy toy;
   // 1.0, 0.9 (best), 1.1, 0.8 (best, reset), 1.2, 1.3: with patience 2 the stop comes at the 6th.
   Scripted val{&toy, {1.0, 0.9, 1.1, 0.8, 1.2, 1.3, 1.4, 1.5}, {}};
@@ -253,7 +253,7 @@ TEST_CASE("run_training: patience 0 never stops; an improvement resets the count
   CHECK(toy2.values() == val2.snapshots[0]);
 }
 
-TEST_CASE("run_training: step and validation counts match the closed form; each epoch is a permutation") {
+TEST_CASE("run_training: step and validation counts match the closed form, each epoch is a permutation") {
   struct Case {
     std::size_t n, batch, epochs, eval_every;
   };
@@ -545,7 +545,7 @@ const reward::ClassifierTrainConfig kClfTrain{
     .train = {.epochs = 12, .batch_size = 16, .lr = 1e-2, .warmup_fraction = 0.05, .patience = 3, .seed = 3}};
 }  // namespace
 
-TEST_CASE("train_classifier: learns 'token 7 occurs'; met_logits, temperature, determinism") {
+TEST_CASE("train_classifier: learns 'token 7 occurs', met_logits, temperature, determinism") {
   const auto train = token7_examples(600, 1), test = token7_examples(300, 3);
   // Every 8th validation label flipped: the validation set is not separable, so the fitted
   // temperature is an interior minimum of its NLL (not the lower bound).
@@ -1046,7 +1046,7 @@ TEST_CASE("RewardModel: a user type is usable where the concept is required") {
 // hf_config: rlxf_pooling
 // =========================================================================================
 
-TEST_CASE("save_classifier / load_classifier keep mean pooling; an unknown rlxf_pooling is refused") {
+TEST_CASE("save_classifier / load_classifier keep mean pooling, an unknown rlxf_pooling is refused") {
   const auto cfg = tiny_config(kVocab, model::Pooling::mean, 0.4);
   Rng init(21, 1);
   model::SequenceClassifier<float> clf(cfg, 2, init);

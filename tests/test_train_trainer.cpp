@@ -343,7 +343,7 @@ TEST_CASE("Trainer: config errors") {
   CHECK(contains(error_of([] { train::CheckpointDir("/tmp/x", 0); }), "keep must be >= 1"));
 }
 
-TEST_CASE("save_parameters / load_parameters: round trip; a missing tensor or a wrong shape is named") {
+TEST_CASE("save_parameters / load_parameters: round trip, a missing tensor or a wrong shape is named") {
   TempDir dir("params");
   const fs::path file = dir.path / "p.safetensors";
   model::TextPolicy a = tiny_policy(1), b = tiny_policy(2);

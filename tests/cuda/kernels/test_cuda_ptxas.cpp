@@ -102,7 +102,7 @@ TEST_CASE("no shipped kernel spills registers, on any architecture") {
   MESSAGE(kernels, " kernels in ", all.size(), " reports");
 }
 
-TEST_CASE("every shipped kernel is compiled for every architecture; resources and occupancy") {
+TEST_CASE("every shipped kernel is compiled for every architecture, resources and occupancy") {
   const auto all = reports();
   std::ostringstream table;
   table << "| kernel | arch | threads | registers | static smem | dynamic smem | blocks/SM | warps/SM | limited by |\n"
