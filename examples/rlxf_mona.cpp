@@ -9,14 +9,19 @@
 // Every stage's result is kept in the run folder; re-running resumes where the last run stopped
 // (a killed fine-tuning continues from its last checkpoint and ends with the same numbers).
 //
-//   rlxf_mona [--config file.json] [--run runs/rlxf_mona] [--algorithm ppo]
-// The JSON config overrides any field of Config below (unknown keys are an error).
+//   rlxf_mona [--config file.json] [--run runs/rlxf_mona] [--algorithm ppo] [--help]
+// The JSON config overrides any field of Config below (unknown keys are an error); --help lists
+// them with their defaults and allowed ranges. The whole configuration is checked, the data
+// file included, before anything is written; the run folder is locked against a second process
+// and records the data file's identity, so a changed CSV is refused. Exit status: 0 done,
+// 2 a usage or configuration error, 1 any other error.
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <string_view>
@@ -26,63 +31,13 @@
 
 #include <rlxf/rlxf.hpp>
 
+#include "rlxf_mona_config.hpp"
+
 using namespace rlxf;
+using namespace rlxf_mona;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct Config {
-  std::string data = std::string(RLXF_SOURCE_DIR) + "/data/mona_synthetic.csv";
-  std::uint64_t seed = 0;
-  std::size_t vocab = 4096;
-  std::size_t policy_d_model = 96, policy_layers = 2, policy_heads = 4;
-  std::size_t sft_epochs = 1;
-  double sft_lr = 2e-3;
-  std::size_t rm_epochs = 4;
-  double rm_lr = 2e-3;
-  std::size_t steps = 60, prompts_per_step = 32, checkpoint_every = 5, eval_every = 10;
-  double lr = 1e-4;
-  std::size_t ppo_epochs = 4, minibatch_size = 16, max_new_tokens = 32;
-  double temperature = 0.7;
-  bool adaptive_kl = true;
-  double kl_coef = 0.1, kl_target = 4.0, kl_horizon = 2000;
-  std::size_t eval_prompts = 256, eval_during_training = 64;
-};
-
-#define RLXF_CONFIG_FIELDS(X)                                                                         \
-  X(data) X(seed) X(vocab) X(policy_d_model) X(policy_layers) X(policy_heads) X(sft_epochs) X(sft_lr) \
-  X(rm_epochs) X(rm_lr) X(steps) X(prompts_per_step) X(checkpoint_every) X(eval_every) X(lr)          \
-  X(ppo_epochs) X(minibatch_size) X(max_new_tokens) X(temperature) X(adaptive_kl) X(kl_coef)         \
-  X(kl_target) X(kl_horizon) X(eval_prompts) X(eval_during_training)
-
-nlohmann::json to_json(const Config& c) {
-  nlohmann::json j;
-#define X(name) j[#name] = c.name;
-  RLXF_CONFIG_FIELDS(X)
-#undef X
-  return j;
-}
-
-Config from_json(const nlohmann::json& j, const std::string& source) {
-  Config c;
-  RLXF_REQUIRE(j.is_object(), source, ": expected a JSON object");
-  const nlohmann::json known = to_json(c);
-  for (const auto& [key, value] : j.items()) {
-    if (!known.contains(key))
-      fail(source, ": unknown key '", key, "'");
-    if (value.type() != known[key].type() &&
-        !(value.is_number() && known[key].is_number() && !known[key].is_number_unsigned()) &&
-        !(value.is_number_unsigned() && known[key].is_number_unsigned()))
-      fail(source, ": key '", key, "' has the wrong type (", value.dump(), ")");
-  }
-#define X(name) if (j.contains(#name)) c.name = j[#name].get<decltype(c.name)>();
-  RLXF_CONFIG_FIELDS(X)
-#undef X
-  RLXF_REQUIRE(c.steps > 0 && c.prompts_per_step > 0 && c.eval_prompts > 0, source,
-               ": steps, prompts_per_step and eval_prompts must be > 0");
-  RLXF_REQUIRE(c.temperature > 0, source, ": temperature must be > 0");
-  return c;
-}
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -90,7 +45,7 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
 
 model::DecoderConfig policy_config(const Config& c, std::size_t vocab) {
   return {.vocab_size = vocab,
-          .max_positions = 256,
+          .max_positions = policy_max_positions,
           .d_model = c.policy_d_model,
           .n_layers = c.policy_layers,
           .n_heads = c.policy_heads,
@@ -120,6 +75,10 @@ eval::Series series_of(const fs::path& log, const std::string& name, const std::
   return s;
 }
 
+// What the job is doing, for errors that do not name their file themselves (std::bad_alloc,
+// a filesystem error from the standard library).
+std::string activity = "reading the command line";
+
 }  // namespace
 
 int main(int argc, char** argv) try {
@@ -127,42 +86,83 @@ int main(int argc, char** argv) try {
   const auto t0 = std::chrono::steady_clock::now();
   fs::path run = "runs/rlxf_mona";
   std::string algorithm = "ppo";
-  nlohmann::json overrides = nlohmann::json::object();
-  std::string config_source = "defaults";
+  std::optional<fs::path> config_file;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
-    if (i + 1 >= argc)
-      fail("option ", arg, " needs a value (see the top of examples/rlxf_mona.cpp)");
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(usage().c_str(), stdout);
+      return 0;
+    }
+    if (arg != "--run" && arg != "--algorithm" && arg != "--config")
+      usage_error("unknown option '", arg, "' (expected --config, --run, --algorithm or --help)");
+    if (i + 1 >= argc) usage_error("option ", arg, " needs a value (see --help)");
     const std::string v = argv[++i];
+    if (v.empty()) usage_error("option ", arg, " needs a non-empty value");
     if (arg == "--run") run = v;
     else if (arg == "--algorithm") algorithm = v;
-    else if (arg == "--config") {
-      overrides = model::read_json(v);
-      config_source = v;
-    } else fail("unknown option ", arg, " (expected --config, --run or --algorithm)");
+    else config_file = v;
   }
   if (algorithm != "ppo" && algorithm != "dpo" && algorithm != "rs" && algorithm != "grpo" && algorithm != "rloo")
-    fail("--algorithm must be ppo, dpo, rs, grpo or rloo, got ", algorithm);
-  const Config cfg = from_json(overrides, config_source);
-  fs::create_directories(run);
-  {  // a run folder belongs to one configuration: resuming with another would mix two runs
-    const nlohmann::json effective = to_json(cfg);
-    if (fs::exists(run / "config.json")) {
-      if (model::read_json(run / "config.json") != effective)
-        fail(run / "config.json", " differs from this run's configuration: use another --run folder");
-    } else {
-      eval::write_text_file(run / "config.json", effective.dump(2) + "\n");
+    usage_error("--algorithm must be ppo, dpo, rs, grpo or rloo, got '", algorithm, "'");
+
+  // The whole configuration, the data file included, is checked before anything is written.
+  activity = "reading the configuration";
+  const Config cfg = [&] {
+    if (!config_file) return Config{};
+    try {
+      const nlohmann::json overrides = io::read_json(*config_file, {.max_depth = 8, .max_bytes = 1 << 20});
+      return with_context(config_file->string(), [&] { return from_json(overrides); });
+    } catch (const UsageError&) {
+      throw;
+    } catch (const Error& e) {
+      usage_error(e.what());
     }
+  }();
+  try {
+    with_context(config_file ? config_file->string() : "the default configuration", [&] { validate(cfg, algorithm); });
+  } catch (const Error& e) {
+    usage_error(e.what());
+  }
+  activity = "checking the data file " + cfg.data;
+  const io::FileIdentity data_identity = [&] {
+    try {
+      return io::identify_file(cfg.data);
+    } catch (const Error& e) {
+      usage_error("field 'data': ", e.what());
+    }
+  }();
+  const nlohmann::json data_record{{"path", cfg.data}, {"size", data_identity.size}, {"fnv1a", data_identity.hash_hex()}};
+
+  activity = "opening the run folder " + run.string();
+  if (fs::exists(run) && !fs::is_directory(run)) usage_error("--run ", run.string(), " exists and is not a folder");
+  const train::RunLock lock(run);  // one process per run folder
+  const nlohmann::json effective = to_json(cfg);
+  const bool fresh = !fs::exists(run / "config.json");
+  if (!fresh) {  // a run folder belongs to one configuration and one data file
+    if (io::read_json(run / "config.json") != effective)
+      usage_error(run / "config.json", " differs from this run's configuration: use another --run folder");
+    if (fs::exists(run / "data.json") && io::read_json(run / "data.json") != data_record)
+      usage_error(cfg.data, " (", data_identity.describe(), ") is not the file this run folder was made from (",
+                  run / "data.json", "): use another --run folder");
   }
   std::printf("run folder %s (algorithm %s, seed %llu)\n", run.c_str(), algorithm.c_str(),
               static_cast<unsigned long long>(cfg.seed));
 
   // 1. Data, splits, tokenizer.
+  activity = "loading " + cfg.data;
   const data::MonaTable table = data::load_mona(cfg.data);
+  if (io::identify_file(cfg.data) != data_identity) fail(cfg.data, " changed while it was being read");
   std::printf("%s\n", table.report.summary().c_str());
+  if (fresh) {  // now known to be valid: the folder records what it is made of
+    eval::write_text_file(run / "config.json", effective.dump(2) + "\n");
+    eval::write_text_file(run / "data.json", data_record.dump(2) + "\n");
+  } else if (!fs::exists(run / "data.json")) {
+    eval::write_text_file(run / "data.json", data_record.dump(2) + "\n");
+  }
   const data::Split outer = data::random_split(table.labelled(), 0.2, cfg.seed);
   const data::Split inner = data::random_split(outer.train, 0.1, cfg.seed + 1);
   const auto prompt_of = [&](std::size_t i) { return data::policy_prompt(data::condition_context(table.records[i])); };
+  activity = "preparing the tokenizer in " + (run / "tokenizer").string();
   tokenize::Bpe bpe = [&] {
     if (fs::exists(run / "tokenizer" / "vocab.json"))
       return tokenize::Bpe::load(fs::path(run / "tokenizer"));
@@ -178,9 +178,10 @@ int main(int argc, char** argv) try {
   std::printf("tokenizer: %zu tokens [%.0f s]\n", bpe.vocab_size(), seconds_since(t0));
 
   // 2. SFT policy.
+  activity = "supervised fine-tuning (" + (run / "sft").string() + ")";
   const model::DecoderConfig dcfg = policy_config(cfg, bpe.vocab_size());
   Rng init(cfg.seed, 11);
-  model::TextPolicy policy(bpe, model::Policy<float>(dcfg, init));
+  model::TextPolicy policy(bpe, model::Policy<float>(dcfg, init), max_prompt_tokens);
   const fs::path sft_weights = run / "sft" / "policy.safetensors";
   if (fs::exists(sft_weights)) {
     train::load_parameters(sft_weights, policy.policy().parameters(true));
@@ -206,6 +207,7 @@ int main(int argc, char** argv) try {
   const model::Policy<float> sft_snapshot = policy.policy();
 
   // 3. Reward model.
+  activity = "training the reward model (" + (run / "reward_model").string() + ")";
   reward::MonaRewardModel rm = [&] {
     if (fs::exists(run / "reward_model" / "reward.json"))
       return reward::MonaRewardModel::load(run / "reward_model");
@@ -253,6 +255,7 @@ int main(int argc, char** argv) try {
   };
   const model::GenerationConfig gen{.max_new_tokens = cfg.max_new_tokens, .temperature = cfg.temperature};
 
+  activity = "fine-tuning (" + (run / algorithm).string() + ")";
   // 4. Fine-tuning: the algorithm is a template parameter; this switch picks the instantiation.
   // Every algorithm sees about prompts_per_step * (its samples per prompt) = 32 answers a step.
   const auto fine_tune = [&]<class Algo>(Algo& algo, std::size_t samples_per_prompt) {
@@ -303,9 +306,10 @@ int main(int argc, char** argv) try {
   std::printf("fine-tuning done [%.0f s]\n", seconds_since(t0));
 
   // 5. Evaluation and report.
-  model::TextPolicy base(bpe, sft_snapshot);
+  activity = "evaluating and writing the report in " + run.string();
+  model::TextPolicy base(bpe, sft_snapshot, max_prompt_tokens);
   Rng random_init(cfg.seed, 16);
-  model::TextPolicy random(bpe, model::Policy<float>(dcfg, random_init));
+  model::TextPolicy random(bpe, model::Policy<float>(dcfg, random_init), max_prompt_tokens);
   std::vector<eval::PolicyEvaluation> evals;
   const std::map<std::string, std::string> names{
       {"ppo", "PPO"}, {"dpo", "DPO"}, {"rs", "rejection sampling"}, {"grpo", "GRPO"}, {"rloo", "RLOO"}};
@@ -363,7 +367,13 @@ int main(int argc, char** argv) try {
   eval::write_text_file(run / "result.json", result.dump(2) + "\n");
   std::printf("\n%s\nwrote %s [total %.0f s]\n", result.dump(2).c_str(), (run / "report.md").c_str(), seconds_since(t0));
   return 0;
-} catch (const std::exception& e) {
+} catch (const UsageError& e) {
   std::fprintf(stderr, "rlxf_mona: %s\n", e.what());
+  return 2;
+} catch (const Error& e) {
+  std::fprintf(stderr, "rlxf_mona: %s\n", e.what());
+  return 1;
+} catch (const std::exception& e) {  // not rlxf's: say what was being done
+  std::fprintf(stderr, "rlxf_mona: %s: %s\n", escape_control(activity).c_str(), escape_control(e.what()).c_str());
   return 1;
 }

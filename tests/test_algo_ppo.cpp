@@ -188,8 +188,8 @@ TEST_CASE("Ppo: invalid configs and a different policy object give clear errors"
                  "top_k/top_p must be off"));
   CHECK(contains(error_of([&] { Ppo(policy, {.generation = {.max_new_tokens = 8, .greedy = true}}); }),
                  "must sample, not decode greedily"));
-  CHECK(contains(error_of([&] { Ppo(policy, {.lr = 0.0}); }), "PpoConfig.lr must be > 0, got 0"));
-  CHECK(contains(error_of([&] { Ppo(policy, {.lr = std::nan("")}); }), "PpoConfig.lr must be > 0"));
+  CHECK(contains(error_of([&] { Ppo(policy, {.lr = 0.0}); }), "PpoConfig.lr = 0: expected a finite number in (0, 1]"));
+  CHECK(contains(error_of([&] { Ppo(policy, {.lr = std::nan("")}); }), "PpoConfig.lr = nan"));
   CHECK(contains(error_of([&] { Ppo(policy, {.steps = 0}); }), "PpoConfig.steps must be > 0"));
   CHECK(contains(error_of([&] { Ppo(policy, {.ppo_epochs = 0}); }), "PpoConfig.ppo_epochs must be > 0"));
   CHECK(contains(error_of([&] { Ppo(policy, {.minibatch_size = 0}); }), "PpoConfig.minibatch_size must be > 0"));

@@ -89,7 +89,7 @@ struct LoadedDecoder {
 
 template <class T>
 LoadedDecoder<T> load_decoder(const std::string& name) {
-  const auto cfg = model::decoder_config_from_hf(model::read_json(fixtures / name / "config.json"));
+  const auto cfg = model::decoder_config_from_hf(io::read_json(fixtures / name / "config.json"));
   Rng rng(0);
   model::Decoder<T> dec(cfg, rng);
   const auto file = io::Safetensors::load(fixtures / name / "model.safetensors");
@@ -261,7 +261,7 @@ TEST_CASE("checkpoints stored as BF16 and F16 hold the rounded weights") {
 }
 
 TEST_CASE("loading reports what is wrong with a checkpoint") {
-  const auto cfg = model::decoder_config_from_hf(model::read_json(fixtures / "gpt2" / "config.json"));
+  const auto cfg = model::decoder_config_from_hf(io::read_json(fixtures / "gpt2" / "config.json"));
   auto bigger = cfg;
   bigger.d_model = 40;
   bigger.d_hidden = 160;
@@ -270,11 +270,11 @@ TEST_CASE("loading reports what is wrong with a checkpoint") {
   const auto file = io::Safetensors::load(fixtures / "gpt2" / "model.safetensors");
   CHECK_THROWS_WITH_AS(model::load_hf(dec.parameters(), file, model::hf_rules(bigger), {"transformer."}),
                        doctest::Contains("tensor 'transformer.wte.weight'"), rlxf::Error);
-  auto llama_cfg = model::decoder_config_from_hf(model::read_json(fixtures / "llama" / "config.json"));
+  auto llama_cfg = model::decoder_config_from_hf(io::read_json(fixtures / "llama" / "config.json"));
   model::Decoder<float> llama(llama_cfg, rng);
   CHECK_THROWS_WITH_AS(model::load_hf(llama.parameters(), file, model::hf_rules(llama_cfg), {"model.", ""}),
                        doctest::Contains("not a checkpoint of this model family"), rlxf::Error);
-  auto j = model::read_json(fixtures / "gpt2" / "config.json");
+  auto j = io::read_json(fixtures / "gpt2" / "config.json");
   j["scale_attn_by_inverse_layer_idx"] = true;
   CHECK_THROWS_WITH_AS(model::decoder_config_from_hf(j), doctest::Contains("scale_attn_by_inverse_layer_idx"),
                        rlxf::Error);

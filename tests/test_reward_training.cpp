@@ -23,6 +23,7 @@
 #include <nlohmann/json.hpp>
 
 #include "error_of.hpp"
+#include "temp_dir.hpp"
 #include "rlxf/concepts.hpp"
 #include "rlxf/data/mona.hpp"
 #include "rlxf/model/checkpoint.hpp"
@@ -52,23 +53,7 @@ using IdsSpan = std::span<const Ids* const>;
 using Validate = std::function<std::pair<double, double>()>;
 
 // A fresh directory under the system temp dir, removed at scope exit.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    static std::atomic<int> counter{0};
-    const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
-    path = fs::temp_directory_path() / ("rlxf_rtest_" + tag + "_" + std::to_string(::getpid()) + "_" +
-                                        std::to_string(now) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-};
+using rlxf::test::TempDir;
 
 // ---- the toy problem of run_training: one parameter vector, loss 0.5 ||w - target||^2 ----
 
@@ -958,7 +943,7 @@ TEST_CASE("MonaRewardModel: errors") {
   const auto rewrite_json = [&](const nlohmann::json& j) {
     std::ofstream(saved / "reward.json") << j.dump(2);
   };
-  const nlohmann::json good = model::read_json(saved / "reward.json");
+  const nlohmann::json good = io::read_json(saved / "reward.json");
   CHECK(good.size() == 3);
   auto j = good;
   j["bogus_key"] = 1;
@@ -979,11 +964,11 @@ TEST_CASE("MonaRewardModel: errors") {
   j["temperature"] = "warm";
   rewrite_json(j);
   err = error_of([&] { reward::MonaRewardModel::load(saved); });  // an rlxf::Error, not a json exception
-  CHECK(contains(err, "reward.json: field 'temperature' has the wrong type"));
+  CHECK(contains(err, "reward.json: field 'temperature' = \"warm\": expected a finite number"));
   j = good;
   j["max_tokens"] = "many";
   rewrite_json(j);
-  CHECK(contains(error_of([&] { reward::MonaRewardModel::load(saved); }), "field 'max_tokens' has the wrong type"));
+  CHECK(contains(error_of([&] { reward::MonaRewardModel::load(saved); }), "field 'max_tokens' = \"many\": expected an integer"));
   rewrite_json(good);
   CHECK(reward::MonaRewardModel::load(saved).settings().temperature == 1.7);
 
@@ -1056,7 +1041,7 @@ TEST_CASE("save_classifier / load_classifier keep mean pooling, an unknown rlxf_
 
   TempDir dir("hf_pooling");
   model::save_classifier(dir.path, clf);
-  const nlohmann::json j = model::read_json(dir.path / "config.json");
+  const nlohmann::json j = io::read_json(dir.path / "config.json");
   CHECK(j.at("rlxf_pooling") == "mean");
   const auto loaded = model::load_classifier<float>(dir.path);
   CHECK(loaded.encoder.config().pooling == model::Pooling::mean);

@@ -19,15 +19,20 @@
 #include <utility>
 #include <vector>
 
+#include <sys/resource.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <nlohmann/json.hpp>
 
 #include "error_of.hpp"
+#include "temp_dir.hpp"
 #include "rlxf/algo/ppo.hpp"
 #include "rlxf/model/text_policy.hpp"
 #include "rlxf/tokenize/bpe.hpp"
 #include "rlxf/train/checkpoint.hpp"
+#include "rlxf/train/run_lock.hpp"
 #include "rlxf/train/trainer.hpp"
 
 using namespace rlxf;
@@ -72,24 +77,7 @@ model::TextPolicy tiny_policy(std::uint64_t seed) {
 const std::vector<std::string> prompts = {"the cat", "a dog", "the bird", "cats and", "the mat",
                                           "a bone", "the song", "dogs and", "a cat", "the dog"};
 
-// A fresh directory under the system temp dir, removed at scope exit.
-struct TempDir {
-  fs::path path;
-  explicit TempDir(const std::string& tag) {
-    static std::atomic<int> counter{0};
-    const auto now = std::chrono::steady_clock::now().time_since_epoch().count();
-    path = fs::temp_directory_path() / ("rlxf_trainertest_" + tag + "_" + std::to_string(::getpid()) + "_" +
-                                        std::to_string(now) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-};
+using rlxf::test::TempDir;
 
 // A policy, a Ppo on it and a Trainer, built the same way every time (as a restarted program
 // would): the policy from seed 1, the Ppo's reference a copy of it.
@@ -330,6 +318,76 @@ TEST_CASE("Trainer: a corrupted checkpoint or a dangling 'latest' makes run() fa
     CHECK(s.trainer.run(prompts) == 2);
     CHECK(lines_of(dir.path / "metrics.jsonl").size() == 3);
   }
+}
+
+TEST_CASE("Trainer: a corrupt newest checkpoint falls back to the previous one, which resumes exactly") {
+  TempDir straight("fallback_straight"), dir("fallback");
+  Setup a(straight.path);
+  CHECK(a.trainer.run(prompts) == 0);
+  {
+    Setup s(dir.path, 6, 2);
+    s.trainer.on_step([](std::size_t step, algo::StepMetrics&) {
+      if (step == 4) throw std::runtime_error("simulated crash");
+    });
+    CHECK_THROWS_AS(s.trainer.run(prompts), std::runtime_error);
+  }
+  REQUIRE(step_dirs(dir.path) == std::vector<std::string>{"step-000002", "step-000004"});
+  const fs::path newest = dir.path / "checkpoints" / "step-000004" / "policy.safetensors";
+  const std::string good = read_text(newest);
+  write_text(newest, good.substr(0, good.size() - 7));  // truncated: the newest is unusable
+  Setup c(dir.path);
+  CHECK(c.trainer.run(prompts) == 2);  // from step 2, with a warning on stderr
+  CHECK(lines_of(dir.path / "metrics.jsonl") == lines_of(straight.path / "metrics.jsonl"));
+  CHECK(values_of(c.policy) == values_of(a.policy));
+}
+
+TEST_CASE("Trainer: a second process (or Trainer) in the same run folder is refused while the first holds it") {
+  TempDir dir("locked");
+  std::string err;
+  {
+    const train::RunLock held(dir.path);
+    Setup s(dir.path, 2, 2);
+    err = error_of([&] { s.trainer.run(prompts); });
+  }
+  INFO(err);
+  CHECK(contains(err, "in use by another process"));
+  CHECK(contains(err, "pid " + std::to_string(::getpid())));
+  CHECK(!fs::exists(dir.path / "metrics.jsonl"));  // nothing written
+  Setup s(dir.path, 2, 2);  // released: the run goes ahead
+  CHECK(s.trainer.run(prompts) == 0);
+}
+
+TEST_CASE("Trainer: a failed write of metrics.jsonl is an error naming the file, not a silent gap") {
+  TempDir dir("full");
+  std::string err;
+  {
+    // Files may grow to 200 bytes (the lock file's line fits, a metrics line does not): the
+    // write fails with EFBIG, as it would with a full disk.
+    const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+    rlimit old{};
+    ::getrlimit(RLIMIT_FSIZE, &old);
+    rlimit small = old;
+    small.rlim_cur = 200;
+    ::setrlimit(RLIMIT_FSIZE, &small);
+    Setup s(dir.path, 2, 2);
+    err = error_of([&] { s.trainer.run(prompts); });
+    ::setrlimit(RLIMIT_FSIZE, &old);
+    std::signal(SIGXFSZ, old_handler);
+  }
+  INFO(err);
+  CHECK(contains(err, "metrics.jsonl"));
+  CHECK(contains(err, "at step 1"));
+  CHECK(!fs::exists(dir.path / "checkpoints" / "latest"));
+}
+
+TEST_CASE("Trainer: metrics.jsonl that is not a regular file (a link to /dev/zero) is refused, not read forever") {
+  TempDir dir("zero");
+  fs::create_symlink("/dev/zero", dir.path / "metrics.jsonl");
+  Setup s(dir.path, 2, 2);
+  const std::string err = error_of([&] { s.trainer.run(prompts); });
+  INFO(err);
+  CHECK(contains(err, "metrics.jsonl"));
+  CHECK(contains(err, "not a regular file"));
 }
 
 TEST_CASE("Trainer: config errors") {

@@ -3,10 +3,13 @@
 #include "rlxf/concepts.hpp"
 
 #include "rlxf/core/dtype.hpp"
+#include "rlxf/core/checked.hpp"
 #include "rlxf/core/error.hpp"
 #include "rlxf/core/parameter.hpp"
+#include "rlxf/core/range.hpp"
 #include "rlxf/core/rng.hpp"
 #include "rlxf/core/tensor.hpp"
+#include "rlxf/core/text.hpp"
 #include "rlxf/core/threading.hpp"
 
 #include "rlxf/cpu/activations.hpp"
@@ -29,6 +32,8 @@
 #include "rlxf/eval/report.hpp"
 #include "rlxf/eval/statistics.hpp"
 
+#include "rlxf/io/file.hpp"
+#include "rlxf/io/json.hpp"
 #include "rlxf/io/safetensors.hpp"
 
 #include "rlxf/nn/attention.hpp"

@@ -17,6 +17,7 @@
 #include "rlxf/algo/advantages.hpp"
 #include "rlxf/algo/kl_controller.hpp"
 #include "rlxf/core/error.hpp"
+#include "rlxf/io/json.hpp"
 #include "rlxf/io/safetensors.hpp"
 #include "rlxf/optim/adamw.hpp"
 
@@ -55,32 +56,28 @@ struct AlgorithmState {
       const auto meta = file.metadata().find("rlxf.algorithm");
       if (meta == file.metadata().end())
         fail("no 'rlxf.algorithm' metadata: not an algorithm state file");
-      const nlohmann::json j = with_context("metadata 'rlxf.algorithm'", [&] {
-        nlohmann::json parsed = nlohmann::json::parse(meta->second, nullptr, false);
-        if (parsed.is_discarded() || !parsed.is_object())
-          fail("not a JSON object");
-        return parsed;
-      });
       AlgorithmState s;
       with_context("metadata 'rlxf.algorithm'", [&] {
-        try {
-        s.optimizer.steps = j.at("adamw_steps").get<std::size_t>();
-        s.optimizer.lr = j.at("adamw_lr").get<double>();
-        const auto& kl = j.at("kl");
-        s.kl = {kl.at("value").get<double>(), kl.at("target").get<double>(), kl.at("horizon").get<double>(),
-                kl.at("adaptive").get<bool>()};
-        const auto& m = j.at("moments");
-        s.moments.count = m.at("count").get<std::size_t>();
-        s.moments.mean = m.at("mean").get<double>();
-        s.moments.m2 = m.at("m2").get<double>();
-        s.steps = j.at("steps").get<std::size_t>();
-        const auto n = j.at("tensors").get<std::size_t>();
+        using io::json_require;
+        const nlohmann::json j = io::parse_json(meta->second, "JSON");
+        s.optimizer.steps = json_require<std::size_t>(j, "adamw_steps");
+        s.optimizer.lr = json_require<double>(j, "adamw_lr");
+        const nlohmann::json& kl = io::json_section(j, "kl");
+        s.kl = {json_require<double>(kl, "value"), json_require<double>(kl, "target"),
+                json_require<double>(kl, "horizon"), json_require<bool>(kl, "adaptive")};
+        const nlohmann::json& m = io::json_section(j, "moments");
+        s.moments.count = json_require<std::size_t>(m, "count");
+        s.moments.mean = json_require<double>(m, "mean");
+        s.moments.m2 = json_require<double>(m, "m2");
+        s.steps = json_require<std::size_t>(j, "steps");
+        const auto n = json_require<std::size_t>(j, "tensors");
+        // Two tensors per parameter tensor: a count the file does not hold is refused before
+        // anything is allocated for it.
+        if (n > file.tensors().size())
+          fail("'tensors' = ", n, " but the file holds ", file.tensors().size(), " tensors");
         for (std::size_t i = 0; i < n; ++i) {
           s.optimizer.first_moment.push_back(file.read<float>("adamw.m." + std::to_string(i)));
           s.optimizer.second_moment.push_back(file.read<float>("adamw.v." + std::to_string(i)));
-        }
-        } catch (const nlohmann::json::exception& e) {
-          fail("malformed: ", e.what());
         }
       });
       return s;

@@ -251,13 +251,12 @@ class Dpo {
   };
 
   static const DpoConfig& validated(const DpoConfig& c) {
+    with_context("DpoConfig.generation", [&] { model::validate(c.generation); });
+    internal::require_optimizer_options("DpoConfig", c.lr, c.weight_decay, c.max_grad_norm);
     RLXF_REQUIRE(c.steps > 0, "DpoConfig.steps must be > 0");
     RLXF_REQUIRE(c.epochs_per_step > 0, "DpoConfig.epochs_per_step must be > 0");
     RLXF_REQUIRE(c.minibatch_size > 0, "DpoConfig.minibatch_size must be > 0");
     RLXF_REQUIRE(c.max_answer_tokens > 0, "DpoConfig.max_answer_tokens must be > 0");
-    RLXF_REQUIRE(std::isfinite(c.lr) && c.lr > 0, "DpoConfig.lr must be > 0, got ", c.lr);
-    RLXF_REQUIRE(std::isfinite(c.max_grad_norm) && c.max_grad_norm >= 0, "DpoConfig.max_grad_norm must be >= 0, got ",
-                 c.max_grad_norm);
     RLXF_REQUIRE(std::isfinite(c.loss.beta) && c.loss.beta > 0, "DpoConfig.loss.beta must be > 0, got ", c.loss.beta);
     RLXF_REQUIRE(c.loss.label_smoothing >= 0 && c.loss.label_smoothing < 0.5,
                  "DpoConfig.loss.label_smoothing must be in [0, 0.5), got ", c.loss.label_smoothing);

@@ -256,14 +256,13 @@ class Grpo {
 
  private:
   static const GrpoConfig& validated(const GrpoConfig& c) {
+    with_context("GrpoConfig.generation", [&] { model::validate(c.generation); });
+    internal::require_optimizer_options("GrpoConfig", c.lr, c.weight_decay, c.max_grad_norm);
     RLXF_REQUIRE(c.steps > 0, "GrpoConfig.steps must be > 0");
     RLXF_REQUIRE(c.group_size >= 2, "GrpoConfig.group_size must be >= 2 (the group std needs two samples), got ",
                  c.group_size);
     RLXF_REQUIRE(c.iterations_per_step > 0, "GrpoConfig.iterations_per_step must be > 0");
     RLXF_REQUIRE(c.microbatch_size > 0, "GrpoConfig.microbatch_size must be > 0");
-    RLXF_REQUIRE(std::isfinite(c.lr) && c.lr > 0, "GrpoConfig.lr must be > 0, got ", c.lr);
-    RLXF_REQUIRE(std::isfinite(c.max_grad_norm) && c.max_grad_norm >= 0,
-                 "GrpoConfig.max_grad_norm must be >= 0, got ", c.max_grad_norm);
     RLXF_REQUIRE(std::isfinite(c.loss.beta) && c.loss.beta >= 0, "GrpoConfig.loss.beta must be >= 0, got ",
                  c.loss.beta);
     RLXF_REQUIRE(std::isfinite(c.generation.temperature) && c.generation.temperature > 0,

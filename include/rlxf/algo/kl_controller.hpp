@@ -71,6 +71,12 @@ class AdaptiveKlController {
   // One Ziegler step; returns the new beta.
   double update(double observed_kl, std::size_t n_episodes) {
     RLXF_REQUIRE(std::isfinite(observed_kl), "observed_kl = ", observed_kl, " is not finite");
+    // beta is multiplied by 1 + e n / horizon with |e| <= 0.2: a horizon of 0.2 n or less
+    // could make it zero or negative (the KL penalty a bonus).
+    if (!(0.2 * static_cast<double>(n_episodes) < horizon_))
+      fail("AdaptiveKlController: horizon = ", horizon_, " is too short for ", n_episodes,
+           " episodes per update: expected > 0.2 x episodes = ", 0.2 * static_cast<double>(n_episodes),
+           " (beta would be multiplied by up to 1 - 0.2 x ", n_episodes, " / ", horizon_, " <= 0)");
     const double e = std::clamp(observed_kl / target_ - 1.0, -0.2, 0.2);
     value_ *= 1.0 + e * static_cast<double>(n_episodes) / horizon_;
     return value_;

@@ -211,11 +211,18 @@ class Ppo {
   using Controller = std::variant<FixedKlController, AdaptiveKlController>;
 
   static const PpoConfig& validated(const PpoConfig& c) {
+    with_context("PpoConfig.generation", [&] { model::validate(c.generation); });
+    internal::require_optimizer_options("PpoConfig", c.lr, c.weight_decay, c.max_grad_norm);
     RLXF_REQUIRE(c.steps > 0, "PpoConfig.steps must be > 0");
     RLXF_REQUIRE(c.ppo_epochs > 0, "PpoConfig.ppo_epochs must be > 0");
     RLXF_REQUIRE(c.minibatch_size > 0, "PpoConfig.minibatch_size must be > 0");
-    RLXF_REQUIRE(std::isfinite(c.lr) && c.lr > 0, "PpoConfig.lr must be > 0, got ", c.lr);
     RLXF_REQUIRE(c.vf_coef >= 0, "PpoConfig.vf_coef must be >= 0, got ", c.vf_coef);
+    require_in("PpoConfig.vf_coef", c.vf_coef, Range::closed(0, 1e6));
+    require_in("PpoConfig.kl_coef", c.kl_coef, Range::closed(0, 1e6));
+    require_in("PpoConfig.adaptive.init", c.adaptive.init, Range::closed(0, 1e6));
+    require_in("PpoConfig.adaptive.target", c.adaptive.target, Range::above(0, 1e12));
+    require_in("PpoConfig.adaptive.horizon", c.adaptive.horizon, Range::above(0, 1e15));
+    require_in("PpoConfig.missing_eos_penalty", c.missing_eos_penalty, Range::closed(0, 1e6));
     RLXF_REQUIRE(c.generation.top_k == 0 && c.generation.top_p == 1.0,
                  "PpoConfig.generation: top_k/top_p must be off during PPO rollouts (the ratio and KL "
                  "assume the full softmax(z / T))");

@@ -179,6 +179,8 @@ class RejectionSampling {
 
  private:
   static const RejectionSamplingConfig& validated(const RejectionSamplingConfig& c) {
+    with_context("RejectionSamplingConfig.generation", [&] { model::validate(c.generation); });
+    internal::require_optimizer_options("RejectionSamplingConfig", c.lr, c.weight_decay, c.max_grad_norm);
     RLXF_REQUIRE(c.samples_per_prompt > 0, "RejectionSamplingConfig.samples_per_prompt must be > 0");
     RLXF_REQUIRE(c.keep == RejectionSamplingConfig::best || c.keep == RejectionSamplingConfig::above_quantile,
                  "RejectionSamplingConfig.keep: unknown rule ", static_cast<int>(c.keep));
@@ -187,9 +189,6 @@ class RejectionSampling {
     RLXF_REQUIRE(c.steps > 0, "RejectionSamplingConfig.steps must be > 0");
     RLXF_REQUIRE(c.sft_epochs > 0, "RejectionSamplingConfig.sft_epochs must be > 0");
     RLXF_REQUIRE(c.minibatch_size > 0, "RejectionSamplingConfig.minibatch_size must be > 0");
-    RLXF_REQUIRE(std::isfinite(c.lr) && c.lr > 0, "RejectionSamplingConfig.lr must be > 0, got ", c.lr);
-    RLXF_REQUIRE(std::isfinite(c.max_grad_norm) && c.max_grad_norm >= 0,
-                 "RejectionSamplingConfig.max_grad_norm must be >= 0, got ", c.max_grad_norm);
     RLXF_REQUIRE(!c.generation.greedy || c.samples_per_prompt == 1,
                  "RejectionSamplingConfig.generation: greedy decoding gives one answer per prompt; sample instead");
     return c;

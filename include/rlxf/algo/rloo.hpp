@@ -231,15 +231,14 @@ class Rloo {
 
  private:
   static const RlooConfig& validated(const RlooConfig& c) {
+    with_context("RlooConfig.generation", [&] { model::validate(c.generation); });
+    internal::require_optimizer_options("RlooConfig", c.lr, c.weight_decay, c.max_grad_norm);
     RLXF_REQUIRE(c.steps > 0, "RlooConfig.steps must be > 0");
     RLXF_REQUIRE(c.k >= 2, "RlooConfig.k must be >= 2 (the leave-one-out baseline needs two samples), got ", c.k);
     RLXF_REQUIRE(std::isfinite(c.beta) && c.beta >= 0, "RlooConfig.beta must be >= 0, got ", c.beta);
     RLXF_REQUIRE(std::isfinite(c.eps) && c.eps >= 0 && c.eps < 1, "RlooConfig.eps must be in [0, 1), got ", c.eps);
     RLXF_REQUIRE(c.epochs > 0, "RlooConfig.epochs must be > 0");
     RLXF_REQUIRE(c.microbatch_size > 0, "RlooConfig.microbatch_size must be > 0");
-    RLXF_REQUIRE(std::isfinite(c.lr) && c.lr > 0, "RlooConfig.lr must be > 0, got ", c.lr);
-    RLXF_REQUIRE(std::isfinite(c.max_grad_norm) && c.max_grad_norm >= 0,
-                 "RlooConfig.max_grad_norm must be >= 0, got ", c.max_grad_norm);
     RLXF_REQUIRE(std::isfinite(c.generation.temperature) && c.generation.temperature > 0,
                  "RlooConfig.generation.temperature must be > 0, got ", c.generation.temperature);
     RLXF_REQUIRE(c.generation.top_k == 0 && c.generation.top_p == 1.0,

@@ -13,9 +13,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <string_view>
 #include <utility>
 
 #include "rlxf/core/error.hpp"
+#include "rlxf/core/range.hpp"
 
 namespace rlxf::algo::internal {
 
@@ -71,6 +73,15 @@ void require_finite(const char* fn, const char* name, std::span<const T> x,
 inline void require_finite_option(const char* fn, const char* name, double v, bool positive = false) {
   if (!std::isfinite(v) || (positive && !(v > 0)))
     ::rlxf::fail(fn, ": ", name, " = ", v, ", expected finite", positive ? " and > 0" : "");
+}
+
+// The optimizer fields every algorithm config has, each against its range:
+// "<owner>.lr = 0: expected a finite number in (0, 1]".
+inline void require_optimizer_options(std::string_view owner, double lr, double weight_decay, double max_grad_norm) {
+  const auto field = [&](const char* name) { return ::rlxf::detail::concat(owner, ".", name); };
+  require_in(field("lr"), lr, Range::above(0, 1));
+  require_in(field("weight_decay"), weight_decay, Range::closed(0, 1));
+  require_in(field("max_grad_norm"), max_grad_norm, Range::closed(0, 1e6));  // 0 = no clipping
 }
 
 // The valid tokens of row b of a (B, L) mask as [first, last) (first == last when the row is

@@ -3,6 +3,8 @@
 // context strings (outermost first), e.g.
 //   "loading checkpoint run/ckpt.safetensors: tensor 'h.0.attn.c_attn.weight': file is truncated"
 // Code that knows where it is (a file, a line, a field) adds context with `with_context`.
+// Messages are one line whatever they quote: control characters (a newline or an escape
+// sequence inside a hostile file's text) are written as \xNN.
 #include <exception>
 #include <sstream>
 #include <string>
@@ -12,9 +14,28 @@
 
 namespace rlxf {
 
+// `s` with every control character (bytes 0x00-0x1f and 0x7f) written as \xNN, so that text
+// from an input file cannot break an error message's single line or drive a terminal.
+inline std::string escape_control(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (const char ch : s) {
+    const auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c == 0x7f) {
+      constexpr char hex[] = "0123456789abcdef";
+      out += "\\x";
+      out += hex[c >> 4];
+      out += hex[c & 0xf];
+    } else {
+      out += ch;
+    }
+  }
+  return out;
+}
+
 class Error : public std::exception {
  public:
-  explicit Error(std::string message) : message_(std::move(message)) { compose(); }
+  explicit Error(std::string_view message) : message_(escape_control(message)) { compose(); }
 
   // The innermost message, without context.
   const std::string& message() const noexcept { return message_; }
@@ -24,7 +45,7 @@ class Error : public std::exception {
 
   // Prepends an outer context: "ctx: <what() so far>".
   Error& add_context(std::string ctx) {
-    context_.insert(context_.begin(), std::move(ctx));
+    context_.insert(context_.begin(), escape_control(ctx));
     compose();
     return *this;
   }

@@ -11,6 +11,7 @@
 #include <xtensor/xtensor.hpp>
 #include <xtensor/xview.hpp>
 
+#include "rlxf/core/checked.hpp"
 #include "rlxf/core/error.hpp"
 
 namespace rlxf {
@@ -21,8 +22,12 @@ using Tensor = xt::xtensor<T, N, xt::layout_type::row_major>;
 
 // A zero-filled tensor of the given shape. Build tensors with this (or Tensor::from_shape):
 // beware that `Tensor<T, 1>({n})` is a one-element tensor holding n, not n elements.
+// A shape whose element count or byte size overflows is an rlxf::Error, not a wrapped size.
 template <class T, std::size_t N>
 Tensor<T, N> zeros(const std::array<std::size_t, N>& shape) {
+  std::size_t elements = 1;
+  for (const std::size_t d : shape) elements = checked_mul(elements, d, "tensor shape");
+  checked_mul(elements, sizeof(T), "tensor bytes");
   Tensor<T, N> t(shape);
   t.fill(T(0));
   return t;

@@ -59,6 +59,10 @@ struct CsvOptions {
   char delimiter = ',';
   // Longest field accepted, in bytes (after quotes are removed).
   std::size_t max_field_bytes = std::size_t{16} << 20;
+  // Most fields a record may have: a line of a million commas is refused, not a million strings.
+  std::size_t max_fields = 4096;
+  // Longest record accepted, in bytes of field content (the bound on one record's memory).
+  std::size_t max_record_bytes = std::size_t{64} << 20;
   // When > 0, every record must have exactly this many fields.
   std::size_t expected_fields = 0;
   // When true and expected_fields == 0, every record must have as many fields as the first
@@ -187,6 +191,7 @@ class CsvReader {
       }
     }
     record_line_ = line_;
+    record_bytes_ = 0;
     std::size_t n = 0;
     std::size_t extra_line = 0;  // where the first field beyond expected_ starts
     std::size_t extra_col = 0;
@@ -197,6 +202,8 @@ class CsvReader {
         extra_line = fl;
         extra_col = fc;
       }
+      if (n == opt_.max_fields)
+        fail_at(fl, fc, "record has more than ", opt_.max_fields, " fields (CsvOptions::max_fields)");
       std::string& f = slot(fields, n++);
       const Term t = (fill() && buf_[pos_] == '"') ? read_quoted(f, fl, fc) : read_plain(f, fl, fc);
       if (t == Term::Delimiter) {
@@ -267,6 +274,7 @@ class CsvReader {
     RLXF_REQUIRE(d != 0 && d < 0x80 && d != '"' && d != '\r' && d != '\n',
                  "CSV delimiter must be an ASCII character other than '\"', CR, LF and NUL");
     RLXF_REQUIRE(opt_.max_field_bytes > 0, "max_field_bytes must be positive");
+    RLXF_REQUIRE(opt_.max_fields > 0, "max_fields must be positive");
     buf_.resize(opt_.buffer_bytes < 4 ? 4 : opt_.buffer_bytes);
     expected_ = opt_.expected_fields;
     plain_.fill(0);
@@ -336,6 +344,9 @@ class CsvReader {
   }
 
   void append(std::string& f, const char* p, std::size_t n, std::size_t fl, std::size_t fc) {
+    if (n > opt_.max_record_bytes - record_bytes_)
+      fail_at(fl, fc, "record is longer than ", opt_.max_record_bytes, " bytes (CsvOptions::max_record_bytes)");
+    record_bytes_ += n;
     if (n > opt_.max_field_bytes - f.size())
       fail_at(fl, fc, "field is longer than ", opt_.max_field_bytes,
               " bytes (CsvOptions::max_field_bytes)");
@@ -504,6 +515,7 @@ class CsvReader {
   std::size_t line_ = 1;        // physical line at pos_
   std::size_t line_start_ = 0;  // input offset where line_ starts
   std::size_t record_line_ = 0;
+  std::size_t record_bytes_ = 0;  // field bytes of the record being read
   std::size_t records_ = 0;
   std::size_t expected_ = 0;
   std::size_t expected_line_ = 0;

@@ -44,8 +44,8 @@
 #include <filesystem>
 #include <limits>
 #include <map>
-#include <nlohmann/json.hpp>
 #include <optional>
+#include <random>
 #include <ranges>
 #include <set>
 #include <span>
@@ -56,8 +56,12 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "rlxf/core/dtype.hpp"
 #include "rlxf/core/error.hpp"
+#include "rlxf/core/text.hpp"
+#include "rlxf/io/file.hpp"
 
 namespace rlxf::io {
 
@@ -99,63 +103,8 @@ inline constexpr std::string_view metadata_key = "__metadata__";
 // nesting Hugging Face's reader accepts is accepted here. It bounds the parser's memory.
 inline constexpr std::size_t max_ignored_depth = 128;
 
-// UTF-8 as Unicode defines it (table 3-7): no overlong forms, no surrogates, at most U+10FFFF.
-inline bool is_valid_utf8(std::string_view s) {
-  std::size_t i = 0;
-  while (i < s.size()) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    std::size_t len = 0;
-    unsigned lo = 0x80, hi = 0xbf;  // range allowed for the second byte
-    if (c >= 0xc2 && c <= 0xdf) {
-      len = 2;
-    } else if (c >= 0xe0 && c <= 0xef) {
-      len = 3;
-      if (c == 0xe0) lo = 0xa0;
-      if (c == 0xed) hi = 0x9f;
-    } else if (c >= 0xf0 && c <= 0xf4) {
-      len = 4;
-      if (c == 0xf0) lo = 0x90;
-      if (c == 0xf4) hi = 0x8f;
-    } else {
-      return false;
-    }
-    if (s.size() - i < len) return false;
-    const auto c1 = static_cast<unsigned char>(s[i + 1]);
-    if (c1 < lo || c1 > hi) return false;
-    for (std::size_t k = 2; k < len; ++k)
-      if ((static_cast<unsigned char>(s[i + k]) & 0xc0) != 0x80) return false;
-    i += len;
-  }
-  return true;
-}
-
-// `s` made safe for an error message: control bytes (and, unless s is valid UTF-8, bytes from
-// 0x80) written as \xNN, cut after 200 bytes.
-inline std::string printable(std::string_view s) {
-  constexpr std::size_t max = 200;
-  const bool utf8 = is_valid_utf8(s);
-  std::size_t n = std::min(s.size(), max);
-  if (utf8)  // do not cut inside a character
-    while (n < s.size() && n > 0 && (static_cast<unsigned char>(s[n]) & 0xc0) == 0x80) --n;
-  std::string out;
-  for (std::size_t i = 0; i < n; ++i) {
-    const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7f || (c >= 0x80 && !utf8)) {
-      constexpr char hex[] = "0123456789abcdef";
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 0xf];
-    } else {
-      out += s[i];
-    }
-  }
-  if (n < s.size()) out += "...";
-  return out;
-}
+using rlxf::is_valid_utf8;
+using rlxf::printable;
 
 inline std::string quote(std::string_view s) {
   // Appended piece by piece: "'" + printable(s) trips a false GCC 12 -Wrestrict warning.
@@ -675,104 +624,8 @@ std::vector<std::byte> encode(std::span<const T> data, DType to) {
   }
 }
 
-// ---- files (POSIX) ----
-
-// Fails with `parts` and the system's message for `err`. Callers pass errno first and nothing
-// that allocates, so errno is read before anything can change it.
-template <class... Parts>
-[[noreturn]] void fail_errno(int err, const Parts&... parts) {
-  fail(parts..., ": ", std::error_code(err, std::generic_category()).message());
-}
-
-struct FileDescriptor {
-  int fd = -1;
-  FileDescriptor() = default;
-  explicit FileDescriptor(int f) : fd(f) {}
-  FileDescriptor(const FileDescriptor&) = delete;
-  FileDescriptor& operator=(const FileDescriptor&) = delete;
-  ~FileDescriptor() {
-    if (fd >= 0) ::close(fd);
-  }
-};
-
-inline std::vector<std::byte> read_file(const std::filesystem::path& path) {
-  // O_NONBLOCK: opening a FIFO must not wait for a writer (it is then refused as not regular).
-  const FileDescriptor file(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
-  if (file.fd < 0) fail_errno(errno, "cannot open");
-  struct stat st {};
-  if (::fstat(file.fd, &st) != 0) fail_errno(errno, "cannot stat");
-  if (!S_ISREG(st.st_mode)) fail("not a regular file");
-  std::vector<std::byte> bytes(static_cast<std::size_t>(st.st_size));
-  std::size_t got = 0;
-  while (got < bytes.size()) {
-    const ssize_t n = ::read(file.fd, bytes.data() + got, bytes.size() - got);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) fail_errno(errno, "reading");
-    if (n == 0) break;  // the file shrank since fstat
-    got += static_cast<std::size_t>(n);
-  }
-  bytes.resize(got);
-  return bytes;
-}
-
-// A file written under a temporary name next to `path` ("<path>.tmp-<pid>-<n>") and renamed
-// onto `path` by commit(). Destroyed before commit, it deletes the temporary file, so `path`
-// keeps its old content. rename() within one directory is atomic on POSIX file systems. A
-// symbolic link at `path` is replaced by the new file, not followed.
-class AtomicFile {
- public:
-  explicit AtomicFile(std::filesystem::path path) : path_(std::move(path)), tmp_(temp_name(path_)) {
-    file_.fd = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (file_.fd < 0) fail_errno(errno, "cannot create temporary file ", tmp_.c_str());
-  }
-  AtomicFile(const AtomicFile&) = delete;
-  AtomicFile& operator=(const AtomicFile&) = delete;
-  ~AtomicFile() {
-    if (committed_) return;
-    if (file_.fd >= 0) ::close(std::exchange(file_.fd, -1));
-    ::unlink(tmp_.c_str());
-  }
-
-  void append(std::span<const std::byte> bytes) {
-    while (!bytes.empty()) {
-      const ssize_t n = ::write(file_.fd, bytes.data(), bytes.size());
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) fail_errno(errno, "writing ", tmp_.c_str());
-      bytes = bytes.subspan(static_cast<std::size_t>(n));
-    }
-  }
-
-  // fsync, close, rename onto the target, then fsync the directory so the rename itself is
-  // durable. That last step is best effort: the new file is in place whatever it returns.
-  void commit() {
-    if (::fsync(file_.fd) != 0) fail_errno(errno, "syncing ", tmp_.c_str());
-    if (::close(std::exchange(file_.fd, -1)) != 0) fail_errno(errno, "closing ", tmp_.c_str());
-    if (::rename(tmp_.c_str(), path_.c_str()) != 0)
-      fail_errno(errno, "renaming ", tmp_.c_str(), " onto the target");
-    committed_ = true;
-    const std::filesystem::path dir = path_.has_parent_path() ? path_.parent_path() : ".";
-    const FileDescriptor d(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (d.fd >= 0) ::fsync(d.fd);
-  }
-
- private:
-  static std::filesystem::path temp_name(const std::filesystem::path& path) {
-    static std::atomic<unsigned long long> counter{0};  // distinct names for concurrent writers
-    std::filesystem::path tmp = path;
-    tmp += ".tmp-" + std::to_string(::getpid()) + "-" + std::to_string(counter++);
-    return tmp;
-  }
-
-  std::filesystem::path path_;
-  std::filesystem::path tmp_;
-  FileDescriptor file_;
-  bool committed_ = false;
-};
-
 }  // namespace detail
 
-// Files written under a temporary name and renamed into place (see detail::AtomicFile).
-using detail::AtomicFile;
 
 // A safetensors file held in memory, validated on construction.
 //

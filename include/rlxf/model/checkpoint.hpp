@@ -170,7 +170,7 @@ void save_decoder(const std::filesystem::path& dir, Decoder<T>& decoder, DType d
 template <class T>
 Decoder<T> load_decoder(const std::filesystem::path& dir) {
   return with_context("loading " + dir.string(), [&] {
-    const DecoderConfig cfg = with_context("config.json", [&] { return decoder_config_from_hf(read_json(dir / "config.json")); });
+    const DecoderConfig cfg = with_context("config.json", [&] { return decoder_config_from_hf(io::read_json(dir / "config.json")); });
     Rng rng(0);
     Decoder<T> decoder(cfg, rng);
     const auto file = io::Safetensors::load(dir / "model.safetensors");
@@ -197,7 +197,7 @@ void save_classifier(const std::filesystem::path& dir, SequenceClassifier<T>& mo
 template <class T>
 SequenceClassifier<T> load_classifier(const std::filesystem::path& dir) {
   return with_context("loading " + dir.string(), [&] {
-    const auto json = with_context("config.json", [&] { return read_json(dir / "config.json"); });
+    const auto json = with_context("config.json", [&] { return io::read_json(dir / "config.json"); });
     const EncoderConfig cfg = with_context("config.json", [&] { return encoder_config_from_hf(json); });
     Rng rng(0);
     SequenceClassifier<T> model(cfg, num_labels_from_hf(json), rng);

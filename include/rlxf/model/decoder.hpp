@@ -8,7 +8,9 @@
 #include <string>
 #include <vector>
 
+#include "rlxf/core/checked.hpp"
 #include "rlxf/core/parameter.hpp"
+#include "rlxf/core/range.hpp"
 #include "rlxf/core/rng.hpp"
 #include "rlxf/core/tensor.hpp"
 #include "rlxf/cpu/gemm.hpp"
@@ -86,9 +88,9 @@ struct KvCache {
   std::vector<Layer> layers;
 
   KvCache(const DecoderConfig& cfg, std::size_t batch_size, std::size_t cap)
-      : batch(batch_size), capacity(cap), mask(batch_size * cap, 0), layers(cfg.n_layers) {
+      : batch(batch_size), capacity(cap), mask(checked_mul(batch_size, cap, "KvCache mask"), 0), layers(cfg.n_layers) {
     const std::size_t kv_heads = cfg.n_kv_heads ? cfg.n_kv_heads : cfg.n_heads;
-    const std::size_t n = batch_size * kv_heads * cap * (cfg.d_model / cfg.n_heads);
+    const std::size_t n = checked_product({batch_size, kv_heads, cap, cfg.d_model / cfg.n_heads}, "KvCache size");
     for (auto& l : layers) {
       l.k.assign(n, T(0));
       l.v.assign(n, T(0));
@@ -224,9 +226,33 @@ class Decoder {
 
  private:
   static const DecoderConfig& validated(const DecoderConfig& c) {
-    RLXF_REQUIRE(c.vocab_size > 0 && c.d_model > 0 && c.n_layers > 0 && c.d_hidden > 0,
-                 "vocab_size, d_model, n_layers and d_hidden must be positive");
-    RLXF_REQUIRE(!c.is_gpt2() || c.max_positions > 0, "GPT-2 needs max_positions > 0");
+    constexpr double size_cap = 1 << 24;  // any one dimension; the parameter count is checked below
+    require_in("DecoderConfig.vocab_size", c.vocab_size, Range::closed(1, size_cap));
+    require_in("DecoderConfig.max_positions", c.max_positions, Range::closed(1, size_cap));
+    require_in("DecoderConfig.d_model", c.d_model, Range::closed(1, size_cap));
+    require_in("DecoderConfig.n_layers", c.n_layers, Range::closed(1, 4096));
+    require_in("DecoderConfig.n_heads", c.n_heads, Range::closed(1, c.d_model));
+    require_in("DecoderConfig.n_kv_heads", c.n_kv_heads, Range::closed(0, c.n_heads));
+    require_in("DecoderConfig.d_hidden", c.d_hidden, Range::closed(1, size_cap));
+    require_in("DecoderConfig.norm_eps", c.norm_eps, Range::above(0, 1));
+    require_in("DecoderConfig.rope_theta", c.rope_theta, Range::above(0, 1e12));
+    require_in("DecoderConfig.init_std", c.init_std, Range::closed(0, 1e3));
+    if (c.d_model % c.n_heads != 0)
+      fail("DecoderConfig.n_heads = ", c.n_heads, " must divide d_model = ", c.d_model);
+    const std::size_t kv = c.n_kv_heads ? c.n_kv_heads : c.n_heads;
+    if (c.n_heads % kv != 0) fail("DecoderConfig.n_kv_heads = ", kv, " must divide n_heads = ", c.n_heads);
+    if (!c.is_gpt2() && (c.d_model / c.n_heads) % 2 != 0)
+      fail("DecoderConfig: the head size d_model / n_heads = ", c.d_model / c.n_heads, " must be even for RoPE");
+    // Embeddings + blocks, overflow-checked: a config too large to hold is refused here, not by
+    // an allocation that wraps around.
+    const std::size_t per_layer = checked_add(checked_mul(4, checked_mul(c.d_model, c.d_model, "d_model^2"), "attention"),
+                                              checked_mul(3, checked_mul(c.d_model, c.d_hidden, "mlp"), "mlp"),
+                                              "parameters per layer");
+    const std::size_t total = checked_add(checked_mul(c.n_layers, per_layer, "block parameters"),
+                                          checked_mul(c.vocab_size + c.max_positions, c.d_model, "embeddings"),
+                                          "DecoderConfig parameters");
+    if (total > (std::size_t{1} << 40))
+      fail("DecoderConfig: about ", total, " parameters, more than the 2^40 any machine could hold");
     return c;
   }
   Parameter<T>& head_weight() { return cfg_.tie_embeddings ? wte.weight : lm_head; }

@@ -9,7 +9,9 @@
 #include <string>
 #include <vector>
 
+#include "rlxf/core/checked.hpp"
 #include "rlxf/core/parameter.hpp"
+#include "rlxf/core/range.hpp"
 #include "rlxf/core/rng.hpp"
 #include "rlxf/core/tensor.hpp"
 #include "rlxf/model/decoder.hpp"
@@ -155,8 +157,27 @@ class Encoder {
 
  private:
   static const EncoderConfig& validated(const EncoderConfig& c) {
-    RLXF_REQUIRE(c.vocab_size > 0 && c.d_model > 0 && c.n_layers > 0 && c.max_positions > 0 && c.type_vocab_size > 0,
-                 "vocab_size, d_model, n_layers, max_positions and type_vocab_size must be positive");
+    constexpr double size_cap = 1 << 24;
+    require_in("EncoderConfig.vocab_size", c.vocab_size, Range::closed(1, size_cap));
+    require_in("EncoderConfig.max_positions", c.max_positions, Range::closed(1, size_cap));
+    require_in("EncoderConfig.type_vocab_size", c.type_vocab_size, Range::closed(1, 1 << 16));
+    require_in("EncoderConfig.d_model", c.d_model, Range::closed(1, size_cap));
+    require_in("EncoderConfig.n_layers", c.n_layers, Range::closed(1, 4096));
+    require_in("EncoderConfig.n_heads", c.n_heads, Range::closed(1, c.d_model));
+    require_in("EncoderConfig.d_hidden", c.d_hidden, Range::closed(1, size_cap));
+    require_in("EncoderConfig.norm_eps", c.norm_eps, Range::above(0, 1));
+    require_in("EncoderConfig.init_std", c.init_std, Range::closed(0, 1e3));
+    if (c.d_model % c.n_heads != 0)
+      fail("EncoderConfig.n_heads = ", c.n_heads, " must divide d_model = ", c.d_model);
+    const std::size_t per_layer = checked_add(checked_mul(4, checked_mul(c.d_model, c.d_model, "d_model^2"), "attention"),
+                                              checked_mul(2, checked_mul(c.d_model, c.d_hidden, "mlp"), "mlp"),
+                                              "parameters per layer");
+    const std::size_t total =
+        checked_add(checked_mul(c.n_layers, per_layer, "block parameters"),
+                    checked_mul(c.vocab_size + c.max_positions + c.type_vocab_size, c.d_model, "embeddings"),
+                    "EncoderConfig parameters");
+    if (total > (std::size_t{1} << 40))
+      fail("EncoderConfig: about ", total, " parameters, more than the 2^40 any machine could hold");
     return c;
   }
   static double count(const Mask& mask, std::size_t row) {

@@ -12,6 +12,7 @@
 
 #include <xtensor/xbuilder.hpp>
 
+#include "rlxf/core/range.hpp"
 #include "rlxf/core/rng.hpp"
 #include "rlxf/model/decoder.hpp"
 
@@ -26,6 +27,15 @@ struct GenerationConfig {
   std::optional<std::int32_t> eos = std::nullopt;  // a row stops after producing it
   std::int32_t pad = 0;                // written after a row has stopped
 };
+
+// Throws unless every field of `cfg` is in range, naming the field, its value and the range.
+inline void validate(const GenerationConfig& cfg) {
+  require_in("GenerationConfig.max_new_tokens", cfg.max_new_tokens, Range::closed(1, 1 << 20));
+  require_in("GenerationConfig.temperature", cfg.temperature, Range::above(0, 100));
+  require_in("GenerationConfig.top_p", cfg.top_p, Range::above(0, 1));
+  require_in("GenerationConfig.pad", cfg.pad, Range::at_least(0));
+  if (cfg.eos) require_in("GenerationConfig.eos", *cfg.eos, Range::at_least(0));
+}
 
 template <class T>
 struct Generation {
@@ -94,8 +104,14 @@ Generation<T> generate(const Decoder<T>& model, const nn::Tokens& prompts, const
   const std::size_t b = prompts.shape()[0], p = prompts.shape()[1], n = cfg.max_new_tokens;
   const std::size_t v = model.config().vocab_size;
   require_shape(prompt_mask, {b, p}, "generate prompt_mask");
-  RLXF_REQUIRE(cfg.temperature > 0, "temperature must be positive, got ", cfg.temperature);
-  RLXF_REQUIRE(cfg.top_p > 0 && cfg.top_p <= 1, "top_p must be in (0, 1], got ", cfg.top_p);
+  validate(cfg);
+  // The token budget: every position of prompt and answer must exist in the model.
+  const std::size_t max_positions = model.config().max_positions;
+  if (n > max_positions || p > max_positions - n)
+    fail("generate: prompts of ", p, " tokens + max_new_tokens ", n, " exceed the model's max_positions (",
+         max_positions, ")");
+  if (cfg.eos) require_in("GenerationConfig.eos", *cfg.eos, Range::closed(0, static_cast<double>(v) - 1));
+  require_in("GenerationConfig.pad", cfg.pad, Range::closed(0, static_cast<double>(v) - 1));
   for (std::size_t i = 0; i < b; ++i)
     RLXF_REQUIRE(prompt_mask(i, p - 1) == 1, "prompt ", i, " is not left-padded (its last column is padding)");
 

@@ -5,13 +5,12 @@
 // keys that do not affect the forward pass (dropout, token ids, generation) are ignored.
 #include <cstddef>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
 #include "rlxf/core/error.hpp"
+#include "rlxf/io/json.hpp"
 #include "rlxf/model/decoder.hpp"
 #include "rlxf/model/encoder.hpp"
 
@@ -20,42 +19,16 @@ namespace rlxf::model {
 namespace detail {
 using json = nlohmann::json;
 
-template <class V>
-V get(const json& j, const char* key, const V& fallback) {
-  const auto it = j.find(key);
-  if (it == j.end() || it->is_null()) return fallback;
-  try {
-    return it->get<V>();
-  } catch (const json::exception&) {
-    fail("field '", key, "' has the wrong type: ", it->dump());
-  }
-}
-template <class V>
-V require(const json& j, const char* key) {
-  if (!j.contains(key) || j[key].is_null()) fail("field '", key, "' is missing");
-  return get<V>(j, key, V{});
-}
 inline void expect(const json& j, const char* key, const json& supported) {
   if (j.contains(key) && !j[key].is_null() && j[key] != supported)
     fail("field '", key, "' = ", j[key].dump(), " is not supported (rlxf implements ", supported.dump(), ")");
 }
 }  // namespace detail
 
-inline nlohmann::json read_json(const std::filesystem::path& path) {
-  std::ifstream in(path);
-  if (!in) fail("cannot open ", path.string());
-  try {
-    return nlohmann::json::parse(in);
-  } catch (const nlohmann::json::exception& e) {
-    fail(path.string(), ": not valid JSON: ", e.what());
-  }
-}
-
 // GPT-2 ("model_type": "gpt2") or LLaMA ("llama") config.json -> DecoderConfig.
 inline DecoderConfig decoder_config_from_hf(const nlohmann::json& j) {
-  using detail::get;
-  using detail::require;
-  const auto type = get<std::string>(j, "model_type", "");
+  using io::json_get, io::json_require;
+  const auto type = json_get<std::string>(j, "model_type", "");
   DecoderConfig c;
   if (type == "gpt2") {
     detail::expect(j, "activation_function", "gelu_new");
@@ -63,33 +36,33 @@ inline DecoderConfig decoder_config_from_hf(const nlohmann::json& j) {
     detail::expect(j, "scale_attn_by_inverse_layer_idx", false);
     detail::expect(j, "add_cross_attention", false);
     c.family = DecoderFamily::gpt2;
-    c.vocab_size = require<std::size_t>(j, "vocab_size");
-    c.max_positions = require<std::size_t>(j, "n_positions");
-    c.d_model = require<std::size_t>(j, "n_embd");
-    c.n_layers = require<std::size_t>(j, "n_layer");
-    c.n_heads = require<std::size_t>(j, "n_head");
-    c.d_hidden = get<std::size_t>(j, "n_inner", 4 * c.d_model);
-    c.norm_eps = get<double>(j, "layer_norm_epsilon", 1e-5);
-    c.tie_embeddings = get<bool>(j, "tie_word_embeddings", true);
-    c.init_std = get<double>(j, "initializer_range", 0.02);
+    c.vocab_size = json_require<std::size_t>(j, "vocab_size");
+    c.max_positions = json_require<std::size_t>(j, "n_positions");
+    c.d_model = json_require<std::size_t>(j, "n_embd");
+    c.n_layers = json_require<std::size_t>(j, "n_layer");
+    c.n_heads = json_require<std::size_t>(j, "n_head");
+    c.d_hidden = json_get<std::size_t>(j, "n_inner", 4 * c.d_model);
+    c.norm_eps = json_get<double>(j, "layer_norm_epsilon", 1e-5);
+    c.tie_embeddings = json_get<bool>(j, "tie_word_embeddings", true);
+    c.init_std = json_get<double>(j, "initializer_range", 0.02);
   } else if (type == "llama") {
     detail::expect(j, "hidden_act", "silu");
     detail::expect(j, "rope_scaling", nullptr);
     detail::expect(j, "attention_bias", false);
     detail::expect(j, "mlp_bias", false);
     c.family = DecoderFamily::llama;
-    c.vocab_size = require<std::size_t>(j, "vocab_size");
-    c.d_model = require<std::size_t>(j, "hidden_size");
-    c.n_layers = require<std::size_t>(j, "num_hidden_layers");
-    c.n_heads = require<std::size_t>(j, "num_attention_heads");
-    c.n_kv_heads = get<std::size_t>(j, "num_key_value_heads", c.n_heads);
-    c.d_hidden = require<std::size_t>(j, "intermediate_size");
-    c.max_positions = get<std::size_t>(j, "max_position_embeddings", 2048);
-    c.norm_eps = get<double>(j, "rms_norm_eps", 1e-6);
-    c.rope_theta = get<double>(j, "rope_theta", 10000.0);
-    c.tie_embeddings = get<bool>(j, "tie_word_embeddings", false);
-    c.init_std = get<double>(j, "initializer_range", 0.02);
-    if (j.contains("head_dim") && !j["head_dim"].is_null() && get<std::size_t>(j, "head_dim", 0) != c.d_model / c.n_heads)
+    c.vocab_size = json_require<std::size_t>(j, "vocab_size");
+    c.d_model = json_require<std::size_t>(j, "hidden_size");
+    c.n_layers = json_require<std::size_t>(j, "num_hidden_layers");
+    c.n_heads = json_require<std::size_t>(j, "num_attention_heads");
+    c.n_kv_heads = json_get<std::size_t>(j, "num_key_value_heads", c.n_heads);
+    c.d_hidden = json_require<std::size_t>(j, "intermediate_size");
+    c.max_positions = json_get<std::size_t>(j, "max_position_embeddings", 2048);
+    c.norm_eps = json_get<double>(j, "rms_norm_eps", 1e-6);
+    c.rope_theta = json_get<double>(j, "rope_theta", 10000.0);
+    c.tie_embeddings = json_get<bool>(j, "tie_word_embeddings", false);
+    c.init_std = json_get<double>(j, "initializer_range", 0.02);
+    if (j.contains("head_dim") && !j["head_dim"].is_null() && json_get<std::size_t>(j, "head_dim", 0) != c.d_model / c.n_heads)
       fail("field 'head_dim' = ", j["head_dim"].dump(), " differs from hidden_size / num_attention_heads, which rlxf requires");
   } else {
     fail("model_type '", type, "' is not a decoder rlxf implements (gpt2, llama)");
@@ -115,23 +88,22 @@ inline nlohmann::json decoder_config_to_hf(const DecoderConfig& c) {
 // BERT ("model_type": "bert") config.json -> EncoderConfig. Pooling is BERT's CLS pooler unless
 // the rlxf extension key "rlxf_pooling" says "mean" (a model Hugging Face cannot run as is).
 inline EncoderConfig encoder_config_from_hf(const nlohmann::json& j) {
-  using detail::get;
-  using detail::require;
-  const auto type = get<std::string>(j, "model_type", "");
+  using io::json_get, io::json_require;
+  const auto type = json_get<std::string>(j, "model_type", "");
   if (type != "bert") fail("model_type '", type, "' is not an encoder rlxf implements (bert)");
   detail::expect(j, "hidden_act", "gelu");
   detail::expect(j, "position_embedding_type", "absolute");
   EncoderConfig c;
-  c.vocab_size = require<std::size_t>(j, "vocab_size");
-  c.max_positions = require<std::size_t>(j, "max_position_embeddings");
-  c.type_vocab_size = get<std::size_t>(j, "type_vocab_size", 2);
-  c.d_model = require<std::size_t>(j, "hidden_size");
-  c.n_layers = require<std::size_t>(j, "num_hidden_layers");
-  c.n_heads = require<std::size_t>(j, "num_attention_heads");
-  c.d_hidden = require<std::size_t>(j, "intermediate_size");
-  c.norm_eps = get<double>(j, "layer_norm_eps", 1e-12);
-  c.init_std = get<double>(j, "initializer_range", 0.02);
-  const auto pooling = get<std::string>(j, "rlxf_pooling", "cls");
+  c.vocab_size = json_require<std::size_t>(j, "vocab_size");
+  c.max_positions = json_require<std::size_t>(j, "max_position_embeddings");
+  c.type_vocab_size = json_get<std::size_t>(j, "type_vocab_size", 2);
+  c.d_model = json_require<std::size_t>(j, "hidden_size");
+  c.n_layers = json_require<std::size_t>(j, "num_hidden_layers");
+  c.n_heads = json_require<std::size_t>(j, "num_attention_heads");
+  c.d_hidden = json_require<std::size_t>(j, "intermediate_size");
+  c.norm_eps = json_get<double>(j, "layer_norm_eps", 1e-12);
+  c.init_std = json_get<double>(j, "initializer_range", 0.02);
+  const auto pooling = json_get<std::string>(j, "rlxf_pooling", "cls");
   if (pooling != "cls" && pooling != "mean")
     fail("rlxf_pooling is '", pooling, "', expected 'cls' or 'mean'");
   c.pooling = pooling == "mean" ? Pooling::mean : Pooling::cls;
@@ -140,7 +112,7 @@ inline EncoderConfig encoder_config_from_hf(const nlohmann::json& j) {
 
 // Number of classes of a BertForSequenceClassification config (num_labels or id2label).
 inline std::size_t num_labels_from_hf(const nlohmann::json& j) {
-  if (j.contains("num_labels")) return detail::get<std::size_t>(j, "num_labels", 2);
+  if (j.contains("num_labels")) return io::json_get<std::size_t>(j, "num_labels", 2);
   if (j.contains("id2label") && j["id2label"].is_object()) return j["id2label"].size();
   return 2;
 }

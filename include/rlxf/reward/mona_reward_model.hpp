@@ -27,6 +27,7 @@
 #include "rlxf/concepts.hpp"
 #include "rlxf/core/error.hpp"
 #include "rlxf/data/mona.hpp"
+#include "rlxf/io/json.hpp"
 #include "rlxf/io/safetensors.hpp"
 #include "rlxf/model/checkpoint.hpp"
 #include "rlxf/model/hf_config.hpp"
@@ -136,16 +137,18 @@ class MonaRewardModel {
 
   static MonaRewardModel load(const std::filesystem::path& dir) {
     return with_context("loading reward model " + dir.string(), [&] {
-      const nlohmann::json j = model::read_json(dir / "reward.json");
+      const nlohmann::json j = io::read_json(dir / "reward.json");
       RewardSettings s;
       with_context("reward.json", [&] {
+        if (!j.is_object()) fail("expected a JSON object");
         for (const auto& [key, value] : j.items())
           if (key != "max_tokens" && key != "temperature" && key != "output")
             fail("unknown key '", key, "' (expected max_tokens, temperature, output)");
-        // model::detail::get turns a value of the wrong type into an rlxf::Error naming the key.
-        s.max_tokens = model::detail::get<std::size_t>(j, "max_tokens", s.max_tokens);
-        s.temperature = model::detail::get<double>(j, "temperature", s.temperature);
-        const auto output = model::detail::get<std::string>(j, "output", "probability");
+        // A value of the wrong type or out of the type's range is an rlxf::Error naming the key;
+        // the constructor checks the ranges.
+        s.max_tokens = io::json_get<std::size_t>(j, "max_tokens", s.max_tokens);
+        s.temperature = io::json_get<double>(j, "temperature", s.temperature);
+        const auto output = io::json_get<std::string>(j, "output", "probability");
         if (output != "probability" && output != "logit")
           fail("output is '", output, "', expected 'probability' or 'logit'");
         s.output = output == "logit" ? RewardOutput::logit : RewardOutput::probability;

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "rlxf/core/error.hpp"
+#include "rlxf/core/range.hpp"
 #include "rlxf/core/parameter.hpp"
 #include "rlxf/core/rng.hpp"
 #include "rlxf/core/tensor.hpp"
@@ -99,6 +100,8 @@ TrainReport run_training(const ParameterList<T>& params, std::size_t n_examples,
   RLXF_REQUIRE(opt.warmup_fraction >= 0 && opt.warmup_fraction < 1,
                "TrainOptions.warmup_fraction must be in [0, 1), got ", opt.warmup_fraction);
   RLXF_REQUIRE(std::isfinite(opt.lr) && opt.lr > 0, "TrainOptions.lr must be > 0, got ", opt.lr);
+  require_in("TrainOptions.weight_decay", opt.weight_decay, Range::closed(0, 1));
+  require_in("TrainOptions.max_grad_norm", opt.max_grad_norm, Range::closed(0, 1e6));  // 0 = no clipping
   const std::size_t per_epoch = (n_examples + opt.batch_size - 1) / opt.batch_size;
   const std::size_t total = per_epoch * opt.epochs;
   const std::size_t eval_every = opt.eval_every ? opt.eval_every : per_epoch;

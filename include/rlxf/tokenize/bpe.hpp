@@ -31,12 +31,10 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <optional>
 #include <queue>
 #include <span>
-#include <sstream>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -48,6 +46,8 @@
 
 #include "rlxf/concepts.hpp"
 #include "rlxf/core/error.hpp"
+#include "rlxf/io/file.hpp"
+#include "rlxf/io/json.hpp"
 #include "rlxf/tokenize/pretokenize.hpp"
 
 namespace rlxf::tokenize {
@@ -191,7 +191,7 @@ class Bpe {
 
   // Writes vocab.json, merges.txt ("#version: 0.2" first) and special_tokens_map.json into
   // `dir` (created if needed), in the formats load() reads; load(dir) encodes identically.
-  // Each file is written to "<name>.tmp" and renamed into place.
+  // Each file is written atomically (io::AtomicFile: a unique temporary file, fsync, rename).
   void save(const std::filesystem::path& dir) const {
     std::filesystem::create_directories(dir);
     std::string vocab = "{";
@@ -650,32 +650,23 @@ class Bpe {
   }
 
   static void write_file(const std::filesystem::path& path, const std::string& content) {
-    std::filesystem::path tmp = path;
-    tmp += ".tmp";
-    {
-      std::ofstream out(tmp, std::ios::binary);
-      out.write(content.data(), static_cast<std::streamsize>(content.size()));
-      if (!out.flush()) fail("Bpe::save: cannot write ", tmp.string());
-    }
-    std::filesystem::rename(tmp, path);
+    with_context("Bpe::save: writing " + path.string(), [&] {
+      io::AtomicFile file(path);
+      file.append(std::as_bytes(std::span(content)));
+      file.commit();
+    });
   }
+
+  // Tokenizer files are read whole; 256 MiB is far more than any real one.
+  static constexpr io::JsonLimits file_limits{};
 
   static std::string read_file(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) fail(path.string(), ": cannot open");
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return std::move(ss).str();
+    const std::vector<std::byte> bytes =
+        with_context(path.string(), [&] { return io::detail::read_file(path, file_limits.max_bytes); });
+    return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
   }
 
-  static nlohmann::json parse_json(const std::filesystem::path& path) {
-    const std::string text = read_file(path);
-    try {
-      return nlohmann::json::parse(text);
-    } catch (const nlohmann::json::exception& e) {
-      fail(path.string(), ": not valid JSON: ", e.what());
-    }
-  }
+  static nlohmann::json parse_json(const std::filesystem::path& path) { return io::read_json(path, file_limits); }
 
   // The keys of vocab.json by id (ids must be exactly 0..n-1).
   static std::vector<std::string> read_vocab_json(const std::filesystem::path& path) {
@@ -862,17 +853,25 @@ class Bpe {
           if (piece.size() > 1) ++counts[piece];
         });
       };
-      for (const std::string& doc : corpus) {
-        std::string_view rest = doc;
-        while (!rest.empty()) {  // cut at the earliest special token
-          std::size_t cut = rest.size(), cut_len = 0;
-          for (const std::string& s : specials)
-            if (const std::size_t at = rest.find(s); at < cut || (at == cut && s.size() > cut_len)) {
-              cut = at;
-              cut_len = s.size();
+      // Cut at the earliest special token (the longest of those starting there). Each token's
+      // next occurrence is searched for again only once the cut has passed it, so a document
+      // costs O(length x special tokens), however many special tokens it holds.
+      std::vector<std::size_t> next(specials.size());
+      for (const std::string& doc_text : corpus) {
+        const std::string_view doc = doc_text;
+        for (std::size_t k = 0; k < specials.size(); ++k) next[k] = doc.find(specials[k]);
+        std::size_t pos = 0;
+        while (pos < doc.size()) {
+          std::size_t cut = doc.size(), cut_len = 0;
+          for (std::size_t k = 0; k < specials.size(); ++k) {
+            if (next[k] != std::string_view::npos && next[k] < pos) next[k] = doc.find(specials[k], pos);
+            if (next[k] < cut || (next[k] == cut && next[k] != doc.size() && specials[k].size() > cut_len)) {
+              cut = next[k];
+              cut_len = specials[k].size();
             }
-          add_text(rest.substr(0, cut));
-          rest.remove_prefix(std::min(rest.size(), cut + cut_len));
+          }
+          add_text(doc.substr(pos, cut - pos));
+          pos = cut + cut_len;
         }
       }
       // Sorted by text, so ids and tie-breaks do not depend on hash order.

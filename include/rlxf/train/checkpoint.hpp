@@ -85,6 +85,24 @@ class CheckpointDir {
     return dir;
   }
 
+  // The checkpoints a resume may try, newest first: the one `latest` names, then the older
+  // complete ones (kept by `keep`), so that a corrupt newest checkpoint has a fallback. A
+  // directory newer than `latest` is the leftover of a crash before its commit and is skipped.
+  std::vector<std::filesystem::path> candidates() const {
+    const auto newest = latest();
+    if (!newest)
+      return {};
+    std::vector<std::filesystem::path> out{*newest};
+    std::vector<std::filesystem::path> older;
+    for (const auto& e : std::filesystem::directory_iterator(root_))
+      if (e.is_directory() && e.path().filename().string().starts_with("step-") &&
+          e.path().filename() < newest->filename())
+        older.push_back(e.path());
+    std::sort(older.rbegin(), older.rend());
+    out.insert(out.end(), older.begin(), older.end());
+    return out;
+  }
+
   // A fresh directory for step `step`: fill it, then call commit(step).
   std::filesystem::path prepare(std::size_t step) const {
     const auto dir = root_ / name_of(step);

@@ -11,7 +11,9 @@
 // Reproducibility: step s samples its prompts from a seeded permutation of the prompt set and
 // gives the algorithm Rng(seed, stream s), so a resumed run repeats exactly what an
 // uninterrupted one does. A NaN or Inf in a loss or gradient stops the run with the
-// algorithm's error; the checkpoints on disk stay as they were.
+// algorithm's error; the checkpoints on disk stay as they were. One process at a time runs in
+// a run directory (train::RunLock); a corrupt newest checkpoint falls back to the one before,
+// with a warning.
 #include <chrono>
 #include <cmath>
 #include <cstddef>
@@ -21,6 +23,7 @@
 #include <fstream>
 #include <functional>
 #include <numeric>
+#include <sstream>
 #include <span>
 #include <string>
 #include <utility>
@@ -34,8 +37,10 @@
 #include "rlxf/concepts.hpp"
 #include "rlxf/core/error.hpp"
 #include "rlxf/core/rng.hpp"
-#include "rlxf/io/safetensors.hpp"
+#include "rlxf/io/file.hpp"
+#include "rlxf/io/json.hpp"
 #include "rlxf/train/checkpoint.hpp"
+#include "rlxf/train/run_lock.hpp"
 
 namespace rlxf::train {
 
@@ -72,11 +77,12 @@ class Trainer {
   // Runs (or resumes) the run. Returns the step it started from (0 for a fresh run).
   std::size_t run(std::span<const std::string> prompts) {
     RLXF_REQUIRE(!prompts.empty(), "Trainer::run: no prompts");
-    std::filesystem::create_directories(cfg_.run_dir);
+    const RunLock lock(cfg_.run_dir);
     const std::size_t start = resume();
     truncate_metrics(start);
-    std::ofstream log(cfg_.run_dir / "metrics.jsonl", std::ios::app);
-    RLXF_REQUIRE(log.good(), "cannot open ", (cfg_.run_dir / "metrics.jsonl").string());
+    const auto log_path = cfg_.run_dir / "metrics.jsonl";
+    std::ofstream log(log_path, std::ios::app);
+    if (!log) fail("cannot open ", log_path.string(), " for appending");
     const bool tty = cfg_.progress && isatty(fileno(stderr));
     const auto t0 = std::chrono::steady_clock::now();
     for (std::size_t step = start; step < cfg_.steps; ++step) {
@@ -93,6 +99,7 @@ class Trainer {
       for (const auto& [name, value] : metrics)
         line[name] = std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(nullptr);
       log << line.dump() << '\n' << std::flush;
+      if (!log) fail("writing ", log_path.string(), " failed (disk full?) at step ", step + 1);
       const bool checkpoint = (step + 1) % cfg_.checkpoint_every == 0 || last;
       if (checkpoint)
         save(step + 1);
@@ -125,19 +132,33 @@ class Trainer {
   }
 
  private:
+  // Loads the newest usable checkpoint; a corrupt one (a damaged disk, a file edited by hand)
+  // is reported and the one before it is tried. Returns the step to continue from.
   std::size_t resume() {
-    const auto dir = checkpoints_.latest();
-    if (!dir)
-      return 0;
-    return with_context("resuming from " + dir->string(), [&] {
-      load_parameters(*dir / "policy.safetensors", policy_.policy().parameters(true));
-      algo_.restore(algo::AlgorithmState::load(*dir / "algorithm.safetensors"));
-      std::ifstream in(*dir / "trainer.json");
-      const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
-      if (j.is_discarded() || !j.contains("step") || !j["step"].is_number_unsigned())
-        fail("trainer.json: expected {\"step\": <count>}");
-      const auto step = j["step"].get<std::size_t>();
+    const auto candidates = checkpoints_.candidates();
+    for (std::size_t i = 0; i < candidates.size(); ++i) {
+      try {
+        return load_checkpoint(candidates[i]);
+      } catch (const Error& e) {
+        if (i + 1 == candidates.size())
+          throw;
+        std::fprintf(stderr, "warning: %s\nwarning: resuming from the previous checkpoint %s instead\n", e.what(),
+                     candidates[i + 1].c_str());
+      }
+    }
+    return 0;
+  }
+
+  // Reads everything first, then changes the policy and the algorithm: a checkpoint that fails
+  // half way leaves them as they were, for the next candidate.
+  std::size_t load_checkpoint(const std::filesystem::path& dir) {
+    return with_context("resuming from " + dir.string(), [&] {
+      const nlohmann::json j = io::read_json(dir / "trainer.json");
+      const auto step = with_context("trainer.json", [&] { return io::json_require<std::size_t>(j, "step"); });
       RLXF_REQUIRE(step <= cfg_.steps, "the checkpoint is at step ", step, " but the run has ", cfg_.steps, " steps");
+      const algo::AlgorithmState state = algo::AlgorithmState::load(dir / "algorithm.safetensors");
+      load_parameters(dir / "policy.safetensors", policy_.policy().parameters(true));
+      algo_.restore(state);
       return step;
     });
   }
@@ -157,13 +178,21 @@ class Trainer {
   // starts from), so the log holds each step once.
   void truncate_metrics(std::size_t steps_done) const {
     const auto path = cfg_.run_dir / "metrics.jsonl";
-    if (!std::filesystem::exists(path))
+    if (!std::filesystem::exists(std::filesystem::symlink_status(path)))
       return;
-    std::ifstream in(path);
+    // A regular file only (a link to /dev/zero would never end), read whole.
+    const std::vector<std::byte> bytes = with_context(path.string(), [&] { return io::detail::read_file(path); });
+    std::istringstream in(std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
     std::string kept, line;
     while (std::getline(in, line)) {
-      const nlohmann::json j = nlohmann::json::parse(line, nullptr, false);
-      if (!j.is_discarded() && j.contains("step") && j["step"].is_number() && j["step"].get<std::size_t>() <= steps_done)
+      nlohmann::json j;
+      try {
+        j = io::parse_json(line, path.string());
+      } catch (const Error&) {
+        continue;  // a damaged line is dropped (its step is rerun)
+      }
+      if (j.is_object() && j.contains("step") && j["step"].is_number_unsigned() &&
+          j["step"].get<std::uint64_t>() <= steps_done)
         kept += line + "\n";
     }
     io::AtomicFile file(path);
