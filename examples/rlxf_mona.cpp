@@ -164,7 +164,9 @@ int main(int argc, char** argv) try {
   const auto prompt_of = [&](std::size_t i) { return data::policy_prompt(data::condition_context(table.records[i])); };
   activity = "preparing the tokenizer in " + (run / "tokenizer").string();
   tokenize::Bpe bpe = [&] {
-    if (fs::exists(run / "tokenizer" / "vocab.json"))
+    // Bpe::save writes special_tokens_map.json last: without it a save was cut short (the
+    // tokenizer is trained again, identically, from the same rows).
+    if (fs::exists(run / "tokenizer" / "special_tokens_map.json"))
       return tokenize::Bpe::load(fs::path(run / "tokenizer"));
     std::vector<std::string> corpus;
     for (std::size_t i : outer.train) {

@@ -174,6 +174,10 @@ TEST_CASE("hostile configs: Hugging Face config.json with -1, 2.5, deep nesting 
               {"field 'vocab_size' = 2.5"});
   write_text(dir.path / "config.json", std::string(base) + ", \"x\": " + deep_array(100000) + "}");
   check_error(error_of([&] { model::load_decoder<float>(dir.path); }), {"config.json", "nested deeper"});
+  // Found by fuzz_json: a LLaMA config with zero heads divided by zero in the head_dim check.
+  write_text(dir.path / "config.json",
+             R"({"model_type": "llama", "vocab_size": 96, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 0, "intermediate_size": 56, "head_dim": 8})");
+  check_error(error_of([&] { model::load_decoder<float>(dir.path); }), {"field 'num_attention_heads' = 0"});
   // Sizes that would overflow: refused by the config check, not by an allocation.
   write_text(dir.path / "config.json",
              R"({"model_type": "gpt2", "vocab_size": 4611686018427387904, "n_positions": 8, "n_embd": 8, "n_layer": 1, "n_head": 2})");

@@ -179,6 +179,14 @@ rc=$?
 check "after SIGKILL the rerun completes (exit $rc)" test $rc -eq 0
 check "... with the same results" cmp -s killed/result.json result.first
 
+# Killed while saving the tokenizer (vocab.json written, the other two files not): the rerun
+# trains it again, identically, and the folder ends as an uninterrupted run's.
+rm -rf crashtok && cp -r run crashtok && rm crashtok/tokenizer/merges.txt crashtok/tokenizer/special_tokens_map.json
+timeout 300 "$mona" --config small.json --run crashtok >/dev/null 2>crashtok.err
+rc=$?
+check "after a crash in the tokenizer save the rerun completes (exit $rc)" test $rc -eq 0
+check "... with the same results" cmp -s crashtok/result.json result.first
+
 # Corrupt files inside a finished run folder: each named, nothing else touched.
 corrupt() {  # corrupt NAME FILE CONTENT PATTERN
   rm -rf bad && cp -r run bad && printf '%s' "$3" >"bad/$2"

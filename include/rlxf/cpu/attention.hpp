@@ -62,7 +62,8 @@ struct CacheLineAllocator {
   template <class U>
   explicit CacheLineAllocator(const CacheLineAllocator<U>&) {}
   T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), alignment)); }
-  void deallocate(T* p, std::size_t n) { ::operator delete(p, n * sizeof(T), alignment); }
+  // The unsized aligned delete: the sized one needs -fsized-deallocation on clang before 19.
+  void deallocate(T* p, std::size_t) { ::operator delete(p, alignment); }
   friend bool operator==(const CacheLineAllocator&, const CacheLineAllocator&) { return true; }
 };
 template <class T>

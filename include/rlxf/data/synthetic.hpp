@@ -23,10 +23,12 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <string_view>
 #include <vector>
 
 #include "rlxf/core/error.hpp"
+#include "rlxf/core/range.hpp"
 #include "rlxf/core/rng.hpp"
 #include "rlxf/data/mona_record.hpp"
 #include "rlxf/data/oracle.hpp"
@@ -202,6 +204,15 @@ inline std::string status_comment(Draws& draw, std::string_view status, int due_
 inline std::vector<SyntheticRow> generate_mona(const SyntheticConfig& cfg) {
   using namespace synthetic_detail;
   RLXF_REQUIRE(cfg.rows > 0, "SyntheticConfig.rows must be positive");
+  require_in("SyntheticConfig.rows", cfg.rows, Range::closed(1, 1e8));
+  for (const auto& [name, rate] : {std::pair{"compound_rate", cfg.compound_rate}, std::pair{"broad_rate", cfg.broad_rate},
+                                   std::pair{"specific_rate", cfg.specific_rate},
+                                   std::pair{"dependency_rate", cfg.dependency_rate},
+                                   std::pair{"deadline_rate", cfg.deadline_rate},
+                                   std::pair{"months_after_approval_rate", cfg.months_after_approval_rate}})
+    require_in(std::string("SyntheticConfig.") + name, rate, Range::closed(0, 1));
+  require_in("SyntheticConfig.cue_bias", cfg.cue_bias, Range::closed(-100, 100));
+  require_in("SyntheticConfig.cue_slope", cfg.cue_slope, Range::closed(-100, 100));
   Draws draw(cfg.seed);
   const MonaOracle oracle(cfg.model);
   const auto breadth = qualifiers_in(QualifierGroup::Breadth);

@@ -62,6 +62,7 @@ inline DecoderConfig decoder_config_from_hf(const nlohmann::json& j) {
     c.rope_theta = json_get<double>(j, "rope_theta", 10000.0);
     c.tie_embeddings = json_get<bool>(j, "tie_word_embeddings", false);
     c.init_std = json_get<double>(j, "initializer_range", 0.02);
+    if (c.n_heads == 0) fail("field 'num_attention_heads' = 0: expected an integer >= 1");
     if (j.contains("head_dim") && !j["head_dim"].is_null() && json_get<std::size_t>(j, "head_dim", 0) != c.d_model / c.n_heads)
       fail("field 'head_dim' = ", j["head_dim"].dump(), " differs from hidden_size / num_attention_heads, which rlxf requires");
   } else {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "rlxf/core/error.hpp"
+#include "rlxf/core/range.hpp"
 #include "rlxf/model/sequence_classifier.hpp"
 #include "rlxf/reward/losses.hpp"
 #include "rlxf/reward/training_loop.hpp"
@@ -60,6 +61,7 @@ TrainReport train_pairwise(model::SequenceClassifier<T>& model, std::span<const 
                            const PairwiseTrainConfig& cfg = {}, const ProgressFn& progress = {}) {
   RLXF_REQUIRE(model.classes() == 1, "train_pairwise: the model has ", model.classes(),
                " outputs, expected 1 (a scalar reward head)");
+  require_in("PairwiseTrainConfig.center_rewards_coefficient", cfg.center_rewards_coefficient, Range::closed(0, 1e6));
   const BradleyTerryOptions bt{.center_rewards_coefficient = cfg.center_rewards_coefficient};
 
   // Chosen and rejected answers go through the model as one batch of 2P sequences.

@@ -21,6 +21,7 @@
 
 #include "rlxf/core/error.hpp"
 #include "rlxf/core/parameter.hpp"
+#include "rlxf/core/tensor.hpp"
 #include "rlxf/io/safetensors.hpp"
 
 namespace rlxf::train {

@@ -36,6 +36,7 @@
 #include "rlxf/algo/algorithm.hpp"
 #include "rlxf/concepts.hpp"
 #include "rlxf/core/error.hpp"
+#include "rlxf/core/range.hpp"
 #include "rlxf/core/rng.hpp"
 #include "rlxf/io/file.hpp"
 #include "rlxf/io/json.hpp"
@@ -67,6 +68,7 @@ class Trainer {
     RLXF_REQUIRE(cfg_.steps > 0, "TrainerConfig.steps must be > 0");
     RLXF_REQUIRE(cfg_.prompts_per_step > 0, "TrainerConfig.prompts_per_step must be > 0");
     RLXF_REQUIRE(cfg_.checkpoint_every > 0, "TrainerConfig.checkpoint_every must be > 0");
+    require_in("TrainerConfig.prompts_per_step", cfg_.prompts_per_step, Range::closed(1, 1 << 24));
   }
 
   // After every step (metrics may be extended, e.g. with evaluation results).
@@ -189,7 +191,7 @@ class Trainer {
       try {
         j = io::parse_json(line, path.string());
       } catch (const Error&) {
-        continue;  // a damaged line is dropped (its step is rerun)
+        continue;  // a damaged line is dropped (the weights of its step are in the checkpoint)
       }
       if (j.is_object() && j.contains("step") && j["step"].is_number_unsigned() &&
           j["step"].get<std::uint64_t>() <= steps_done)
