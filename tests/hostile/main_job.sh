@@ -140,8 +140,10 @@ kill $holder 2>/dev/null; wait $holder 2>/dev/null
 # Two concurrent runs on one folder: the second is refused while the first runs.
 "$mona" --config small.json --run run >first.out 2>first.err &
 first=$!
-for _ in $(seq 300); do grep -q "pid $first" run/.lock 2>/dev/null && break; sleep 0.1; done
+for _ in $(seq 3000); do grep -q "pid $first" run/.lock 2>/dev/null && break; sleep 0.01; done
+kill -STOP $first  # holds the lock, however fast the run would be
 case_ "a second run on a folder in use" 1 "in use by another process (held by pid $first" --config small.json --run run
+kill -CONT $first
 wait $first
 rc=$?
 check "the first run completes (exit $rc)" test $rc -eq 0
