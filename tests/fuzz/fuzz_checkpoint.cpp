@@ -3,8 +3,6 @@
 // (algo::AlgorithmState::load: optimizer moments and JSON metadata). An rlxf::Error is the
 // expected outcome for most inputs; a crash, a sanitizer report or another exception is a
 // finding, and so is a failed load_parameters that changed the parameters.
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -13,6 +11,7 @@
 #include <fstream>
 #include <string>
 
+#include "scratch.hpp"
 #include "rlxf/algo/algorithm.hpp"
 #include "rlxf/core/error.hpp"
 #include "rlxf/core/parameter.hpp"
@@ -21,11 +20,7 @@
 namespace {
 
 const std::filesystem::path& file() {
-  static const std::filesystem::path path = [] {
-    auto d = std::filesystem::temp_directory_path() / ("rlxf_fuzz_checkpoint_" + std::to_string(::getpid()));
-    std::filesystem::create_directories(d);
-    return d / "checkpoint.safetensors";
-  }();
+  static const std::filesystem::path path = rlxf_fuzz::scratch_dir("fuzz_checkpoint") / "checkpoint.safetensors";
   return path;
 }
 

@@ -4,8 +4,6 @@
 // (MonaRewardModel::load, through a file). Rejecting an input with an rlxf::Error is the
 // expected outcome for most inputs; a crash, a sanitizer report, a hang or any other exception
 // is a finding.
-#include <unistd.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -14,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "scratch.hpp"
 #include "rlxf/core/error.hpp"
 #include "rlxf/io/json.hpp"
 #include "rlxf/model/hf_config.hpp"
@@ -30,14 +29,7 @@ void expect_rlxf_error_or_success(F f) {
   }  // any other exception escapes: libFuzzer reports it
 }
 
-const std::filesystem::path& scratch() {
-  static const std::filesystem::path dir = [] {
-    auto d = std::filesystem::temp_directory_path() / ("rlxf_fuzz_json_" + std::to_string(::getpid()));
-    std::filesystem::create_directories(d);
-    return d;
-  }();
-  return dir;
-}
+const std::filesystem::path& scratch() { return rlxf_fuzz::scratch_dir("fuzz_json"); }
 
 }  // namespace
 

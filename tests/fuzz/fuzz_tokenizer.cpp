@@ -4,8 +4,6 @@
 // text: decode(encode(s)) == s for sample strings and for the input itself. An rlxf::Error is
 // the expected outcome for most inputs; anything else (a crash, a sanitizer report, another
 // exception, a broken round trip) is a finding.
-#include <unistd.h>
-
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -15,19 +13,13 @@
 #include <string_view>
 #include <vector>
 
+#include "scratch.hpp"
 #include "rlxf/core/error.hpp"
 #include "rlxf/tokenize/bpe.hpp"
 
 namespace {
 
-const std::filesystem::path& scratch() {
-  static const std::filesystem::path dir = [] {
-    auto d = std::filesystem::temp_directory_path() / ("rlxf_fuzz_tokenizer_" + std::to_string(::getpid()));
-    std::filesystem::create_directories(d);
-    return d;
-  }();
-  return dir;
-}
+const std::filesystem::path& scratch() { return rlxf_fuzz::scratch_dir("fuzz_tokenizer"); }
 
 void write(const std::filesystem::path& path, std::string_view text) {
   std::ofstream(path, std::ios::binary | std::ios::trunc).write(text.data(), static_cast<std::streamsize>(text.size()));
