@@ -16,19 +16,25 @@ namespace rlxf {
 
 // `s` with every control character (bytes 0x00-0x1f and 0x7f) written as \xNN, so that text
 // from an input file cannot break an error message's single line or drive a terminal.
+namespace detail {
+// Appends byte c to out as "\xNN".
+inline void append_hex_escape(std::string& out, unsigned char c) {
+  constexpr char hex[] = "0123456789abcdef";
+  out += "\\x";
+  out += hex[c >> 4];
+  out += hex[c & 0xf];
+}
+}  // namespace detail
+
 inline std::string escape_control(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (const char ch : s) {
     const auto c = static_cast<unsigned char>(ch);
-    if (c < 0x20 || c == 0x7f) {
-      constexpr char hex[] = "0123456789abcdef";
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 0xf];
-    } else {
+    if (c < 0x20 || c == 0x7f)
+      detail::append_hex_escape(out, c);
+    else
       out += ch;
-    }
   }
   return out;
 }

@@ -5,6 +5,8 @@
 #include <string>
 #include <string_view>
 
+#include "rlxf/core/error.hpp"
+
 namespace rlxf {
 
 // UTF-8 as Unicode defines it (table 3-7): no overlong forms, no surrogates, at most U+10FFFF.
@@ -52,14 +54,10 @@ inline std::string printable(std::string_view s) {
   std::string out;
   for (std::size_t i = 0; i < n; ++i) {
     const auto c = static_cast<unsigned char>(s[i]);
-    if (c < 0x20 || c == 0x7f || (c >= 0x80 && !utf8)) {
-      constexpr char hex[] = "0123456789abcdef";
-      out += "\\x";
-      out += hex[c >> 4];
-      out += hex[c & 0xf];
-    } else {
+    if (c < 0x20 || c == 0x7f || (c >= 0x80 && !utf8))
+      detail::append_hex_escape(out, c);
+    else
       out += s[i];
-    }
   }
   if (n < s.size()) out += "...";
   return out;

@@ -36,6 +36,7 @@ struct FileDescriptor {
   int fd = -1;
   FileDescriptor() = default;
   explicit FileDescriptor(int f) : fd(f) {}
+  FileDescriptor(FileDescriptor&& o) noexcept : fd(std::exchange(o.fd, -1)) {}
   FileDescriptor(const FileDescriptor&) = delete;
   FileDescriptor& operator=(const FileDescriptor&) = delete;
   ~FileDescriptor() {
@@ -43,17 +44,23 @@ struct FileDescriptor {
   }
 };
 
-inline std::vector<std::byte> read_file(const std::filesystem::path& path,
-                                        std::size_t max_bytes = std::numeric_limits<std::size_t>::max()) {
-  // O_NONBLOCK: opening a FIFO must not wait for a writer (it is then refused as not regular).
-  const FileDescriptor file(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
+// `path` opened for reading, with its size; anything but a regular file is refused. O_NONBLOCK:
+// opening a FIFO must not wait for a writer (it is then refused as not regular).
+inline std::pair<FileDescriptor, std::uintmax_t> open_regular_file(const std::filesystem::path& path) {
+  FileDescriptor file(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
   if (file.fd < 0) fail_errno(errno, "cannot open");
   struct stat st {};
   if (::fstat(file.fd, &st) != 0) fail_errno(errno, "cannot stat");
   if (!S_ISREG(st.st_mode)) fail("not a regular file");
-  if (static_cast<std::uintmax_t>(st.st_size) > max_bytes)
-    fail("file of ", st.st_size, " bytes, more than the limit of ", max_bytes);
-  std::vector<std::byte> bytes(static_cast<std::size_t>(st.st_size));
+  return {std::move(file), static_cast<std::uintmax_t>(st.st_size)};
+}
+
+inline std::vector<std::byte> read_file(const std::filesystem::path& path,
+                                        std::size_t max_bytes = std::numeric_limits<std::size_t>::max()) {
+  const auto [file, size] = open_regular_file(path);
+  if (size > max_bytes)
+    fail("file of ", size, " bytes, more than the limit of ", max_bytes);
+  std::vector<std::byte> bytes(static_cast<std::size_t>(size));
   std::size_t got = 0;
   while (got < bytes.size()) {
     const ssize_t n = ::read(file.fd, bytes.data() + got, bytes.size() - got);
@@ -156,11 +163,7 @@ struct FileIdentity {
 // Reads the regular file at `path` in blocks (any size) and returns its identity.
 inline FileIdentity identify_file(const std::filesystem::path& path) {
   return with_context(path.string(), [&] {
-    const detail::FileDescriptor file(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK));
-    if (file.fd < 0) detail::fail_errno(errno, "cannot open");
-    struct stat st {};
-    if (::fstat(file.fd, &st) != 0) detail::fail_errno(errno, "cannot stat");
-    if (!S_ISREG(st.st_mode)) fail("not a regular file");
+    const auto [file, size] = detail::open_regular_file(path);
     FileIdentity id{0, 0xcbf29ce484222325ULL};
     std::vector<unsigned char> block(std::size_t{1} << 16);
     for (;;) {

@@ -51,8 +51,10 @@ class JsonGuard {
       case E::array_start:
         if (static_cast<std::size_t>(depth) >= max_depth_)
           fail("nested deeper than ", max_depth_, " levels of arrays and objects");
-        if (event == E::object_start) keys_.resize(static_cast<std::size_t>(depth) + 1);
-        if (event == E::object_start) keys_.back().clear();
+        if (event == E::object_start) {
+          keys_.resize(static_cast<std::size_t>(depth) + 1);
+          keys_.back().clear();
+        }
         break;
       case E::key: {
         auto& seen = keys_[static_cast<std::size_t>(depth) - 1];
@@ -80,6 +82,14 @@ std::string integer_range_text() {
   return rlxf::detail::concat("an integer in [", +std::numeric_limits<T>::min(), ", ", +std::numeric_limits<T>::max(), "]");
 }
 
+// nlohmann's message without its tag: "[json.exception.parse_error.101] parse error at line 1,
+// column 5: ..." -> "parse error at line 1, column 5: ...".
+inline std::string_view json_error_text(const nlohmann::json::exception& e) {
+  std::string_view what = e.what();
+  if (const auto tag_end = what.find("] "); tag_end != std::string_view::npos) what.remove_prefix(tag_end + 2);
+  return what;
+}
+
 // A short description of a value for error messages: scalars as JSON, containers by kind.
 inline std::string json_excerpt(const nlohmann::json& v) {
   if (v.is_object()) return "an object";
@@ -99,10 +109,7 @@ inline nlohmann::json parse_json(std::string_view text, std::string_view source,
     try {
       return nlohmann::json::parse(text, detail::JsonGuard(limits.max_depth));
     } catch (const nlohmann::json::exception& e) {
-      // "[json.exception.parse_error.101] parse error at line 1, column 5: ..." without the tag.
-      std::string_view what = e.what();
-      if (const auto tag_end = what.find("] "); tag_end != std::string_view::npos) what.remove_prefix(tag_end + 2);
-      fail("not valid JSON: ", rlxf::printable(what));
+      fail("not valid JSON: ", rlxf::printable(detail::json_error_text(e)));
     }
   });
 }

@@ -62,6 +62,7 @@
 #include "rlxf/core/error.hpp"
 #include "rlxf/core/text.hpp"
 #include "rlxf/io/file.hpp"
+#include "rlxf/io/json.hpp"
 
 namespace rlxf::io {
 
@@ -279,11 +280,7 @@ class HeaderParser {
   }
 
   bool parse_error(std::size_t, const std::string&, const json::exception& e) {
-    // nlohmann's text is "[json.exception.parse_error.101] parse error at line 1, column 5: ...".
-    std::string_view what = e.what();
-    if (const auto tag_end = what.find("] "); tag_end != std::string_view::npos)
-      what.remove_prefix(tag_end + 2);
-    fail("header is not valid JSON: ", printable(what));
+    fail("header is not valid JSON: ", printable(json_error_text(e)));
   }
 
  private:
