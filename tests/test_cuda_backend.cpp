@@ -96,13 +96,15 @@ bool verbose() { return std::getenv("RLXF_TEST_VERBOSE") != nullptr; }
 
 // ---- a third model of the concept: the CPU kernels with bf16 storage ----
 
-// cpu::Backend with every value_type output rounded to bf16 after each op (statistics stay
-// f32): bf16 storage around exact-f32 ops, the naive baseline of the tolerance rule.
+// cpu::Backend with every value_type output rounded to bf16 after each op (statistics and
+// parameter gradients, accum_type, stay f32): bf16 storage around exact-f32 ops, the naive
+// baseline of the tolerance rule.
 class RoundingBackend {
  public:
   using value_type = float;
+  using accum_type = float;
   template <class T>
-  using Buffer = rlxf::cpu::Backend::Buffer<T>;
+  using Buffer = rlxf::cpu::Backend<>::Buffer<T>;
   static constexpr std::string_view name() { return "cpu-bf16-storage"; }
 
   template <class T>
@@ -114,6 +116,7 @@ class RoundingBackend {
     round(buf.data(), buf.size());
   }
   void download(const Buffer<float>& buf, std::span<float> host) const { cpu_.download(buf, host); }
+  void copy_to_device(std::span<const float> host, float* dst) const { cpu_.copy_to_device(host, dst); }
   void synchronize() const {}
 
   void gemm(Transpose ta, Transpose tb, std::size_t M, std::size_t N, std::size_t K, float alpha, const float* A,
@@ -143,8 +146,6 @@ class RoundingBackend {
                           float* dx, float* dgamma, float* dbeta, std::size_t N, std::size_t C) const {
     cpu_.layernorm_backward(dy, x, gamma, mean, rstd, dx, dgamma, dbeta, N, C);
     round(dx, N * C);
-    round(dgamma, C);
-    if (dbeta) round(dbeta, C);
   }
   void gelu_forward(const float* x, float* y, std::size_t n) const {
     cpu_.gelu_forward(x, y, n);
@@ -159,7 +160,7 @@ class RoundingBackend {
   static void round(float* p, std::size_t n) {
     for (std::size_t i = 0; i < n; ++i) p[i] = round_bf16(p[i]);
   }
-  rlxf::cpu::Backend cpu_;
+  rlxf::cpu::Backend<> cpu_;
 };
 
 // ---- the generic code: a pre-LN attention sub-block, written once ----
@@ -257,8 +258,14 @@ BlockData run_block(B& b, const BlockShape& s, const BlockData& in) {
   b.gelu_forward(z.data(), y.data(), N * C);
 
   // backward: every gradient buffer is added to (dz, do, dq, dk, dv, dh start at zero)
-  auto dy = load(in.dy), dx = load(in.dx), dgamma = load(in.dgamma), dbeta = load(in.dbeta),
-       dw_qkv = load(in.dw_qkv), dw_o = load(in.dw_o);
+  auto load_accum = [&](const std::vector<float>& host) {  // parameter gradients of the norm: accum_type
+    auto buf = b.template allocate<typename B::accum_type>(host.size());
+    b.copy_to_device(std::span<const float>(host), buf.data());
+    return buf;
+  };
+  auto fetch_accum = [&](const auto& buf) { return std::vector<float>(buf.begin(), buf.end()); };  // host memory
+  auto dy = load(in.dy), dx = load(in.dx), dw_qkv = load(in.dw_qkv), dw_o = load(in.dw_o);
+  auto dgamma = load_accum(in.dgamma), dbeta = load_accum(in.dbeta);
   auto dz = b.template allocate<T>(N * C);
   b.gelu_backward(z.data(), dy.data(), dz.data(), N * C);
   auto d_o = b.template allocate<T>(dims.q_elements());
@@ -293,8 +300,8 @@ BlockData run_block(B& b, const BlockShape& s, const BlockData& in) {
   out.z = fetch(z);
   out.y = fetch(y);
   out.dx = fetch(dx);
-  out.dgamma = fetch(dgamma);
-  out.dbeta = fetch(dbeta);
+  out.dgamma = fetch_accum(dgamma);
+  out.dbeta = fetch_accum(dbeta);
   out.dw_qkv = fetch(dw_qkv);
   out.dw_o = fetch(dw_o);
   return out;
@@ -318,14 +325,14 @@ void check_rule(const char* name, const std::vector<float>& emu_out, const std::
 
 // ---- concept checks ----
 
-struct NoGeluBackward : rlxf::cpu::Backend {  // an op missing
+struct NoGeluBackward : rlxf::cpu::Backend<> {  // an op missing
   void gelu_backward(const float*, const float*, float*, std::size_t) const = delete;
 };
-struct CpuShapedAttention : rlxf::cpu::Backend {  // attention on the CPU kernels' own structs
+struct CpuShapedAttention : rlxf::cpu::Backend<> {  // attention on the CPU kernels' own structs
   void attention_forward(const float*, const float*, const float*, float*, float*, const rlxf::cpu::AttentionShape&,
                          const rlxf::cpu::AttentionOptions&) const {}
 };
-struct NoSynchronize : rlxf::cpu::Backend {
+struct NoSynchronize : rlxf::cpu::Backend<> {
   void synchronize() const = delete;
 };
 struct NoValueType {  // not a backend at all
@@ -336,17 +343,17 @@ struct NoValueType {  // not a backend at all
 }  // namespace
 
 TEST_CASE("Backend: the CPU, emulated CUDA and test backends model it, types missing an op do not") {
-  static_assert(rlxf::Backend<rlxf::cpu::Backend>);
+  static_assert(rlxf::Backend<rlxf::cpu::Backend<>>);
   static_assert(rlxf::Backend<EmuBackend>);
   static_assert(rlxf::Backend<RoundingBackend>);
   static_assert(std::is_same_v<EmuBackend::value_type, bf16>);
-  static_assert(std::is_same_v<rlxf::cpu::Backend::value_type, float>);
+  static_assert(std::is_same_v<rlxf::cpu::Backend<>::value_type, float>);
   static_assert(!rlxf::Backend<NoGeluBackward>);
   static_assert(!rlxf::Backend<CpuShapedAttention>);
   static_assert(!rlxf::Backend<NoSynchronize>);
   static_assert(!rlxf::Backend<NoValueType>);
   static_assert(!rlxf::Backend<int>);
-  CHECK(rlxf::cpu::Backend::name() == "cpu");
+  CHECK(rlxf::cpu::Backend<>::name() == "cpu");
   CHECK(EmuBackend::name() == "cuda-emulated");
 }
 
@@ -397,10 +404,14 @@ void check_backwards_add(B& b, double ulps) {
     b.upload(host, buf);
     return buf;
   };
-  auto fetch = [&](const auto& buf) {
-    std::vector<float> host(buf.size());
-    b.download(buf, host);
-    return host;
+  auto fetch = [&](const auto& buf) {  // value_type through download, accum_type (host memory here) directly
+    if constexpr (std::is_same_v<typename std::decay_t<decltype(buf)>::value_type, T>) {
+      std::vector<float> host(buf.size());
+      b.download(buf, host);
+      return host;
+    } else {
+      return std::vector<float>(buf.begin(), buf.end());
+    }
   };
   auto twice = [&](const char* what, auto&& backward, auto&... grads) {
     backward();
@@ -427,7 +438,8 @@ void check_backwards_add(B& b, double ulps) {
   auto mean = b.template allocate<float>(N), rstd = b.template allocate<float>(N);
   auto y = b.template allocate<T>(N * C);
   b.layernorm_forward(x.data(), gamma.data(), nullptr, y.data(), mean.data(), rstd.data(), N, C, 1e-5f);
-  auto dx = b.template allocate<T>(N * C), dgamma = b.template allocate<T>(C), dbeta = b.template allocate<T>(C);
+  auto dx = b.template allocate<T>(N * C);
+  auto dgamma = b.template allocate<typename B::accum_type>(C), dbeta = b.template allocate<typename B::accum_type>(C);
   twice("layernorm", [&] {
     b.layernorm_backward(dy.data(), x.data(), gamma.data(), mean.data(), rstd.data(), dx.data(), dgamma.data(),
                          dbeta.data(), N, C);

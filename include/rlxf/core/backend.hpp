@@ -14,6 +14,27 @@ namespace rlxf {
 // Whether a GEMM operand enters the product transposed (BLAS's 'N' / 'T').
 enum class Transpose : bool { no = false, yes = true };
 
+// The two GELU forms: tanh is GPT-2's approximation 0.5 x (1 + tanh(sqrt(2/pi) (x +
+// 0.044715 x^3))); exact is BERT's x Phi(x) = 0.5 x erfc(-x / sqrt(2)), Phi the standard
+// normal distribution function.
+enum class GeluForm { tanh, exact };
+
+// What a GEMM's epilogue applies to alpha op(A) op(B) + beta C before it stores: nothing, or
+// GELU (tanh form, GPT-2's MLP) after the bias.
+enum class GemmEpilogue { none, gelu_tanh };
+
+// The target of a row without one: its log-prob is 0 and it sends no gradient (PyTorch's
+// cross-entropy ignore_index default).
+inline constexpr std::int32_t ignore_target = -100;
+
+// The scalars of one AdamW update (optim/adamw.hpp's formula) at step t, in double as
+// optim::AdamW computes them: correction1 = 1 - beta1^t, correction2 = 1 - beta2^t, and the
+// weight decay of this range of parameters (0 for those its DecayRule excludes).
+struct AdamWStep {
+  double lr = 0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
+  double correction1 = 1, correction2 = 1;
+};
+
 // An attention problem, in elements. Layouts, row-major and contiguous:
 //   q, o, dout, dq : (batch, q_heads, q_len, head_dim)
 //   k, v, dk, dv   : (batch, kv_heads, kv_stride(), head_dim), rows [0, kv_len) of each head used

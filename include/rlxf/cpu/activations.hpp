@@ -7,13 +7,13 @@
 #include <cstddef>
 #include <numbers>
 
+#include "rlxf/core/backend.hpp"
 #include "rlxf/core/threading.hpp"
 
 namespace rlxf::cpu {
 
-// tanh: GPT-2's approximation 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)));
-// exact: x Phi(x) = 0.5 x (1 + erf(x / sqrt(2))), Phi the standard normal distribution.
-enum class GeluForm { tanh, exact };
+// The two forms (core/backend.hpp).
+using rlxf::GeluForm;
 
 namespace detail {
 template <class T>

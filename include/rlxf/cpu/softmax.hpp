@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <vector>
 
 #include "rlxf/core/error.hpp"
 #include "rlxf/core/threading.hpp"
@@ -144,6 +145,61 @@ void cross_entropy_backward(const T* logits, const std::int32_t* targets, const 
     const T dl = dlosses[i];
     for (std::size_t j = 0; j < V; ++j) drow[j] += dl * std::exp(row[j] - lse[i]);
     drow[static_cast<std::size_t>(t)] -= dl;
+  }, min_parallel_tasks(V));
+}
+
+// Log-probabilities of the targets under softmax(logits / temperature), without a scaled
+// copy of the logits: with z = logits[i] / temperature (each element divided in T),
+//   lse[i] = logsumexp(z),  logp[i] = z[targets[i]] - lse[i]  (0 where ignored),
+//   entropy[i] = lse[i] - sum_j softmax(z)_j z_j  (entropy may be nullptr).
+// logits (N, V); targets, logp, lse, entropy (N). Throws rlxf::Error, naming the row, for a
+// target outside [0, V) that is not ignore_index, or a temperature that is not positive.
+template <class T>
+void token_logprobs_forward(const T* logits, const std::int32_t* targets, T* logp, T* lse, T* entropy,
+                            std::size_t N, std::size_t V, double temperature, std::int32_t ignore_index = -100) {
+  RLXF_REQUIRE(temperature > 0 && std::isfinite(temperature), "token_logprobs: temperature must be positive, got ",
+               temperature);
+  for (std::size_t i = 0; i < N; ++i) {
+    const std::int32_t t = targets[i];
+    if (t != ignore_index && (t < 0 || static_cast<std::size_t>(t) >= V))
+      fail("token_logprobs: row ", i, " has target ", t, ", outside the vocabulary [0, ", V,
+           ") and not the ignore index ", ignore_index);
+  }
+  const auto tau = static_cast<T>(temperature);
+  parallel_for(N, [&](std::size_t i) {
+    thread_local std::vector<T> scaled;
+    const T* row = logits + i * V;
+    if (temperature != 1.0) {
+      scaled.resize(V);
+      for (std::size_t j = 0; j < V; ++j) scaled[j] = row[j] / tau;
+      row = scaled.data();
+    }
+    const auto row_lse = detail::log_sum_exp(row, V);
+    lse[i] = row_lse.value();
+    const std::int32_t t = targets[i];
+    logp[i] = t == ignore_index ? T(0) : (row[static_cast<std::size_t>(t)] - row_lse.max) - row_lse.log_sum;
+    if (entropy) {
+      double mean_z = 0;  // sum_j p_j z_j
+      for (std::size_t j = 0; j < V; ++j) mean_z += std::exp(static_cast<double>(row[j] - lse[i])) * row[j];
+      entropy[i] = static_cast<T>(static_cast<double>(lse[i]) - mean_z);
+    }
+  }, min_parallel_tasks(V));
+}
+
+// dlogits[i] += dlogp[i] (onehot(targets[i]) - softmax(z)) / temperature for rows not ignored,
+// z = logits[i] / temperature and lse from token_logprobs_forward. Targets must be valid.
+template <class T>
+void token_logprobs_backward(const T* logits, const std::int32_t* targets, const T* lse, const T* dlogp, T* dlogits,
+                             std::size_t N, std::size_t V, double temperature, std::int32_t ignore_index = -100) {
+  const auto tau = static_cast<T>(temperature);
+  parallel_for(N, [&](std::size_t i) {
+    const std::int32_t t = targets[i];
+    if (t == ignore_index) return;
+    const T* row = logits + i * V;
+    T* drow = dlogits + i * V;
+    const T g = dlogp[i] / tau;
+    for (std::size_t j = 0; j < V; ++j) drow[j] -= g * std::exp(row[j] / tau - lse[i]);
+    drow[static_cast<std::size_t>(t)] += g;
   }, min_parallel_tasks(V));
 }
 

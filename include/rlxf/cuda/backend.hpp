@@ -29,6 +29,8 @@
 //   synchronize(); sm_count(); launcher()     (a launcher: see KernelTag in platform.hpp)
 //   static name()
 #include <climits>
+#include <cmath>
+#include <type_traits>
 #include <cstddef>
 #include <cstdint>
 #include <span>
@@ -43,7 +45,12 @@
 #include "rlxf/cuda/attention/attention.hpp"
 #include "rlxf/cuda/elementwise/activations.hpp"
 #include "rlxf/cuda/elementwise/add.hpp"
+#include "rlxf/cuda/elementwise/adamw.hpp"
+#include "rlxf/cuda/elementwise/cross_entropy.hpp"
 #include "rlxf/cuda/elementwise/layernorm.hpp"
+#include "rlxf/cuda/elementwise/rmsnorm.hpp"
+#include "rlxf/cuda/elementwise/rope.hpp"
+#include "rlxf/cuda/elementwise/tensor_ops.hpp"
 #include "rlxf/cuda/gemm/dispatch.hpp"
 #include "rlxf/cuda/numeric.hpp"
 
@@ -71,6 +78,7 @@ template <class Device>
 class Backend {
  public:
   using value_type = bf16;
+  using accum_type = float;
   template <class T>
   using Buffer = typename Device::template Buffer<T>;
 
@@ -113,24 +121,122 @@ class Backend {
     for (std::size_t i = 0; i < host.size(); ++i) host[i] = to_float(staged[i]);
   }
   void synchronize() { device_.synchronize(); }
+  // Sub-range transfers: complete on return.
+  template <class T>
+  void copy_to_device(std::span<const T> host, T* dst) {
+    device_.copy_bytes(dst, host.data(), host.size_bytes());
+    device_.synchronize();
+  }
+  template <class T>
+  void copy_to_host(const T* src, std::span<T> host) {
+    device_.copy_bytes(host.data(), src, host.size_bytes());
+    device_.synchronize();
+  }
+  template <class T>
+  void copy(const T* src, T* dst, std::size_t n) {
+    device_.copy_bytes(dst, src, n * sizeof(T));
+  }
+  template <class T>
+  void zero(T* p, std::size_t n) {
+    device_.zero(p, n * sizeof(T));
+  }
+  // f32 <-> bf16 (or a copy for one type): zero, then the Add kernel's one rounding of 0 + x.
+  template <class From, class To>
+  void cast(const From* src, To* dst, std::size_t n) {
+    if constexpr (std::is_same_v<From, To>) {
+      copy(src, dst, n);
+    } else {
+      zero(dst, n);
+      add_into(src, dst, n);
+    }
+  }
 
   // ---- ops (the Backend concept's; bf16 storage, f32 arithmetic) ----
 
   void gemm(Transpose ta, Transpose tb, std::size_t M, std::size_t N, std::size_t K, float alpha, const bf16* A,
             std::size_t lda, const bf16* B, std::size_t ldb, float beta, bf16* C, std::size_t ldc) {
-    GemmParams<bf16, bf16> p;
-    p.a = A;
-    p.b = B;
-    p.c = C;
-    p.m = to_int(M, "M");
-    p.n = to_int(N, "N");
-    p.k = to_int(K, "K");
-    p.lda = to_long(lda);
-    p.ldb = to_long(ldb);
-    p.ldc = to_long(ldc);
-    p.alpha = alpha;
-    p.beta = beta;
+    const GemmParams<bf16, bf16> p = gemm_params<bf16>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     dispatch_gemm(device_.launcher(), ta == Transpose::yes, tb == Transpose::yes, p, device_.sm_count());
+  }
+  void gemm_epilogue(Transpose ta, Transpose tb, std::size_t M, std::size_t N, std::size_t K, float alpha,
+                     const bf16* A, std::size_t lda, const bf16* B, std::size_t ldb, float beta, bf16* C,
+                     std::size_t ldc, const float* bias, GemmEpilogue epilogue) {
+    GemmParams<bf16, bf16> p = gemm_params<bf16>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    RLXF_REQUIRE(bias != nullptr || epilogue == GemmEpilogue::none,
+                 "cuda::Backend::gemm_epilogue: the GELU epilogue comes after a bias; pass one");
+    p.bias = bias;
+    p.epilogue = bias == nullptr ? Epilogue::none : epilogue == GemmEpilogue::gelu_tanh ? Epilogue::bias_gelu
+                                                                                         : Epilogue::bias;
+    dispatch_gemm(device_.launcher(), ta == Transpose::yes, tb == Transpose::yes, p, device_.sm_count());
+  }
+  void gemm_batched(Transpose ta, Transpose tb, std::size_t M, std::size_t N, std::size_t K, float alpha,
+                    const bf16* A, std::size_t lda, std::size_t stride_a, const bf16* B, std::size_t ldb,
+                    std::size_t stride_b, float beta, bf16* C, std::size_t ldc, std::size_t stride_c,
+                    std::size_t batch) {
+    if (batch == 0) return;
+    GemmParams<bf16, bf16> p = gemm_params<bf16>(M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    p.batch = to_int(batch, "batch");
+    p.stride_a = to_long(stride_a);
+    p.stride_b = to_long(stride_b);
+    p.stride_c = to_long(stride_c);
+    dispatch_gemm(device_.launcher(), ta == Transpose::yes, tb == Transpose::yes, p, device_.sm_count());
+  }
+  // C (f32) += alpha op(A) op(B): the weight gradients, accumulated without a bf16 rounding.
+  void gemm_accumulate(Transpose ta, Transpose tb, std::size_t M, std::size_t N, std::size_t K, float alpha,
+                       const bf16* A, std::size_t lda, const bf16* B, std::size_t ldb, float* C, std::size_t ldc) {
+    const GemmParams<bf16, float> p = gemm_params<float>(M, N, K, alpha, A, lda, B, ldb, 1.0f, C, ldc);
+    dispatch_gemm(device_.launcher(), ta == Transpose::yes, tb == Transpose::yes, p, device_.sm_count());
+  }
+
+  // ---- embeddings, bias, residuals, heads, reductions ----
+
+  void embedding_forward(const std::int32_t* ids, const bf16* table, bf16* out, std::size_t tokens, std::size_t dim,
+                         bool accumulate) {
+    // The table's row count is not passed: ids were checked on the host, so any row is valid.
+    cuda::gather(GatherParams<bf16>{ids, table, out, to_long(tokens), to_long(dim), LONG_MAX, accumulate},
+                 device_.launcher());
+  }
+  void embedding_backward(const std::int32_t* ids, const bf16* dout, float* dtable, std::size_t tokens,
+                          std::size_t dim) {
+    cuda::scatter_add_rows(ScatterAddRowsParams<bf16>{ids, dout, dtable, to_long(tokens), to_long(dim), LONG_MAX},
+                           device_.launcher());
+  }
+  void bias_backward(const bf16* dy, float* dbias, std::size_t rows, std::size_t cols) {
+    cuda::scatter_add_rows(ScatterAddRowsParams<bf16>{nullptr, dy, dbias, to_long(rows), to_long(cols), 1},
+                           device_.launcher());
+  }
+  void add(const bf16* x, bf16* y, std::size_t n) { add_into(x, y, n); }
+  void scale(float* x, std::size_t n, double s) {
+    cuda::scale(ScaleParams{x, to_long(n), static_cast<float>(s)}, device_.launcher());
+  }
+  // Waits for the queued work and returns the sum (SumOfSquares: the same bits every run).
+  double sum_of_squares(const float* x, std::size_t n) {
+    SumOfSquaresParams p;
+    p.n = to_long(n);
+    p.blocks = sum_of_squares_blocks(p.n);
+    backend_detail::Carve carve;
+    const std::size_t partial_at = carve.take<double>(static_cast<std::size_t>(p.blocks)),
+                      out_at = carve.take<double>(1);
+    std::byte* base = workspace(carve.bytes);
+    p.x = x;
+    p.partial = carve.at<double>(base, partial_at);
+    p.out = carve.at<double>(base, out_at);
+    cuda::sum_of_squares(p, device_.launcher());
+    double total = 0;
+    copy_to_host(p.out, std::span<double>(&total, 1));
+    return total;
+  }
+  void split_heads(const bf16* x, bf16* y, std::size_t batch, std::size_t len, std::size_t heads,
+                   std::size_t head_dim, std::size_t capacity, std::size_t offset) {
+    cuda::permute_heads(PermuteHeadsParams<bf16>{x, y, to_long(batch), to_long(len), to_long(heads), to_long(head_dim),
+                                                 to_long(capacity), to_long(offset), true},
+                        device_.launcher());
+  }
+  void merge_heads(const bf16* x, bf16* y, std::size_t batch, std::size_t len, std::size_t heads,
+                   std::size_t head_dim) {
+    cuda::permute_heads(PermuteHeadsParams<bf16>{x, y, to_long(batch), to_long(len), to_long(heads), to_long(head_dim),
+                                                 to_long(len), 0, false},
+                        device_.launcher());
   }
 
   void attention_forward(const bf16* q, const bf16* k, const bf16* v, bf16* o, float* lse, const AttentionDims& dims,
@@ -195,41 +301,160 @@ class Backend {
   }
 
   void layernorm_backward(const bf16* dy, const bf16* x, const bf16* gamma, const float* mean, const float* rstd,
-                          bf16* dx, bf16* dgamma, bf16* dbeta, std::size_t N, std::size_t C) {
+                          bf16* dx, float* dgamma, float* dbeta, std::size_t N, std::size_t C) {
     LayerNormBackwardParams<bf16> p;
     p.N = to_int(N, "N");
     p.C = to_int(C, "C");
     RLXF_REQUIRE(dgamma != nullptr, "cuda::Backend::layernorm_backward: dgamma must not be null");
     if (p.N == 0) return;
-    // f32 scratch: the kernel's per-block partial sums, then dgamma and dbeta (zeroed, as
-    // the kernel adds into them), added into the bf16 gradients afterwards.
-    backend_detail::Carve carve;
-    const std::size_t partial_at = carve.take<float>(static_cast<std::size_t>(layernorm_backward_workspace(p.N, p.C)));
-    const std::size_t sums_at = carve.take<float>(2 * C);
-    std::byte* base = workspace(carve.bytes);
-    float* dgamma32 = carve.at<float>(base, sums_at);
-    float* dbeta32 = dgamma32 + C;
-    device_.zero(dgamma32, 2 * C * sizeof(float));
+    // f32 scratch: the kernel's per-block partial sums, reduced into dgamma and dbeta (the
+    // kernel adds into them).
+    float* partial = workspace_floats(static_cast<std::size_t>(layernorm_backward_workspace(p.N, p.C)));
     p.dy = dy;
     p.x = x;
     p.gamma = gamma;
     p.mean = mean;
     p.rstd = rstd;
     p.dx = dx;
-    p.dgamma = dgamma32;
-    p.dbeta = dbeta ? dbeta32 : nullptr;
-    p.workspace = carve.at<float>(base, partial_at);
+    p.dgamma = dgamma;
+    p.dbeta = dbeta;
+    p.workspace = partial;
     p.accumulate = true;
     cuda::layernorm_backward(p, device_.launcher());
-    add_into(dgamma32, dgamma, C);
-    if (dbeta) add_into(dbeta32, dbeta, C);
+  }
+  void rmsnorm_forward(const bf16* x, const bf16* gamma, bf16* y, float* rstd, std::size_t N, std::size_t C,
+                       float eps) {
+    RmsNormForwardParams<bf16> p;
+    p.x = x;
+    p.gamma = gamma;
+    p.y = y;
+    p.rstd = rstd;
+    p.N = to_int(N, "N");
+    p.C = to_int(C, "C");
+    p.eps = eps;
+    cuda::rmsnorm_forward(p, device_.launcher());
+  }
+  void rmsnorm_backward(const bf16* dy, const bf16* x, const bf16* gamma, const float* rstd, bf16* dx, float* dgamma,
+                        std::size_t N, std::size_t C) {
+    RmsNormBackwardParams<bf16> p;
+    p.N = to_int(N, "N");
+    p.C = to_int(C, "C");
+    if (p.N == 0) return;
+    p.dy = dy;
+    p.x = x;
+    p.gamma = gamma;
+    p.rstd = rstd;
+    p.dx = dx;
+    p.dgamma = dgamma;
+    p.workspace = workspace_floats(static_cast<std::size_t>(rmsnorm_backward_workspace(p.N, p.C)));
+    p.accumulate = true;
+    cuda::rmsnorm_backward(p, device_.launcher());
   }
 
-  void gelu_forward(const bf16* x, bf16* y, std::size_t n) {
-    cuda::gelu_forward(GeluForwardParams<bf16>{x, y, to_long(n)}, GeluForm::tanh, device_.launcher());
+  void gelu_forward(const bf16* x, bf16* y, std::size_t n, GeluForm form = GeluForm::tanh) {
+    cuda::gelu_forward(GeluForwardParams<bf16>{x, y, to_long(n)}, form, device_.launcher());
   }
-  void gelu_backward(const bf16* x, const bf16* dy, bf16* dx, std::size_t n) {
-    cuda::gelu_backward(GeluBackwardParams<bf16>{x, dy, dx, to_long(n), true}, GeluForm::tanh, device_.launcher());
+  void gelu_backward(const bf16* x, const bf16* dy, bf16* dx, std::size_t n, GeluForm form = GeluForm::tanh) {
+    cuda::gelu_backward(GeluBackwardParams<bf16>{x, dy, dx, to_long(n), true}, form, device_.launcher());
+  }
+  void swiglu_forward(const bf16* gate, const bf16* up, bf16* y, std::size_t n) {
+    SwiGluForwardParams<bf16> p;
+    p.gate = gate;
+    p.up = up;
+    p.y = y;
+    p.n = to_long(n);
+    cuda::swiglu_forward(p, device_.launcher());
+  }
+  void swiglu_backward(const bf16* gate, const bf16* up, const bf16* dy, bf16* dgate, bf16* dup, std::size_t n) {
+    SwiGluBackwardParams<bf16> p;
+    p.gate = gate;
+    p.up = up;
+    p.dy = dy;
+    p.dgate = dgate;
+    p.dup = dup;
+    p.n = to_long(n);
+    p.accumulate = true;
+    cuda::swiglu_backward(p, device_.launcher());
+  }
+  // In place. The cos / sin tables (cuda/elementwise/rope.hpp) are built on the host once per
+  // (head_dim, theta, max_positions) and kept on the device.
+  void rope(bf16* x, const std::int32_t* positions, std::size_t tokens, std::size_t heads, std::size_t head_dim,
+            double theta, std::size_t max_positions, bool inverse) {
+    const int D = to_int(head_dim, "head_dim"), P = to_int(max_positions, "max_positions");
+    if (!rope_cos_.size() || rope_key_.D != D || rope_key_.theta != theta || rope_key_.max_positions != P) {
+      const RopeTables tables = rope_tables(D, P, theta);
+      rope_cos_ = allocate<float>(tables.cos.size());
+      rope_sin_ = allocate<float>(tables.sin.size());
+      copy_to_device(std::span<const float>(tables.cos), rope_cos_.data());
+      copy_to_device(std::span<const float>(tables.sin), rope_sin_.data());
+      rope_key_ = {D, theta, P};
+    }
+    RopeParams<bf16> p;
+    p.x = x;
+    p.y = x;
+    p.positions = positions;
+    p.cos = rope_cos_.data();
+    p.sin = rope_sin_.data();
+    p.N = to_int(tokens, "tokens");
+    p.H = to_int(heads, "heads");
+    p.D = D;
+    p.max_positions = P;
+    p.inverse = inverse;
+    cuda::rope(p, device_.launcher());
+  }
+
+  // ---- log-probabilities, optimizer ----
+
+  void token_logprobs(const bf16* logits, const std::int32_t* targets, float* logp, float* lse, float* entropy,
+                      std::size_t rows, std::size_t vocab, double temperature) {
+    RLXF_REQUIRE(temperature > 0 && std::isfinite(temperature), "token_logprobs: temperature must be positive, got ",
+                 temperature);
+    CrossEntropyForwardParams<bf16> p;
+    p.logits = logits;
+    p.targets = targets;
+    p.losses = logp;
+    p.lse = lse;
+    p.entropy = entropy;
+    p.N = to_int(rows, "rows");
+    p.vocab = to_int(vocab, "vocab");
+    p.ignore_index = ignore_target;
+    p.scale = static_cast<float>(1.0 / temperature);
+    p.negate = true;
+    cuda::cross_entropy_forward(p, device_.launcher());
+  }
+  void token_logprobs_backward(const bf16* logits, const std::int32_t* targets, const float* lse, const float* dlogp,
+                               bf16* dlogits, std::size_t rows, std::size_t vocab, double temperature) {
+    CrossEntropyBackwardParams<bf16> p;
+    p.logits = logits;
+    p.targets = targets;
+    p.lse = lse;
+    p.dlosses = dlogp;
+    p.dlogits = dlogits;
+    p.N = to_int(rows, "rows");
+    p.vocab = to_int(vocab, "vocab");
+    p.ignore_index = ignore_target;
+    p.accumulate = true;
+    p.scale = static_cast<float>(1.0 / temperature);
+    p.grad_scale = static_cast<float>(-1.0 / temperature);
+    cuda::cross_entropy_backward(p, device_.launcher());
+  }
+  void adamw(float* param, const float* grad, float* m, float* v, std::size_t n, const AdamWStep& s) {
+    AdamWParams p;
+    p.param = param;
+    p.grad = grad;
+    p.m = m;
+    p.v = v;
+    p.n = to_long(n);
+    p.lr = static_cast<float>(s.lr);
+    p.beta1 = static_cast<float>(s.beta1);
+    p.beta2 = static_cast<float>(s.beta2);
+    p.eps = static_cast<float>(s.eps);
+    p.weight_decay = static_cast<float>(s.weight_decay);
+    p.one_minus_beta1 = static_cast<float>(1 - s.beta1);
+    p.one_minus_beta2 = static_cast<float>(1 - s.beta2);
+    p.correction1 = static_cast<float>(s.correction1);
+    p.correction2 = static_cast<float>(s.correction2);
+    cuda::adamw_update(p, device_.launcher());
   }
 
  private:
@@ -246,9 +471,29 @@ class Backend {
     return workspace_.data();
   }
 
-  template <class TX>
-  void add_into(const TX* x, bf16* y, std::size_t n) {
-    cuda::add(AddParams<TX, bf16>{x, y, to_long(n)}, device_.launcher());
+  float* workspace_floats(std::size_t n) { return reinterpret_cast<float*>(workspace(n * sizeof(float))); }
+
+  template <class TX, class TY>
+  void add_into(const TX* x, TY* y, std::size_t n) {
+    cuda::add(AddParams<TX, TY>{x, y, to_long(n)}, device_.launcher());
+  }
+  template <class TOut>
+  static GemmParams<bf16, TOut> gemm_params(std::size_t M, std::size_t N, std::size_t K, float alpha, const bf16* A,
+                                            std::size_t lda, const bf16* B, std::size_t ldb, float beta, TOut* C,
+                                            std::size_t ldc) {
+    GemmParams<bf16, TOut> p;
+    p.a = A;
+    p.b = B;
+    p.c = C;
+    p.m = to_int(M, "M");
+    p.n = to_int(N, "N");
+    p.k = to_int(K, "K");
+    p.lda = to_long(lda);
+    p.ldb = to_long(ldb);
+    p.ldc = to_long(ldc);
+    p.alpha = alpha;
+    p.beta = beta;
+    return p;
   }
 
   static int to_int(std::size_t v, const char* what) {
@@ -277,8 +522,16 @@ class Backend {
     return attention::make_dims(shape, options);
   }
 
+  struct RopeKey {
+    int D = 0;
+    double theta = 0;
+    int max_positions = 0;
+  };
+
   Device device_;
   Buffer<std::byte> workspace_{};
+  Buffer<float> rope_cos_{}, rope_sin_{};
+  RopeKey rope_key_{};
   bool deterministic_ = false;
 };
 

@@ -73,6 +73,10 @@ class Gpu {
   void zero(void* p, std::size_t bytes) const {
     if (bytes != 0) check(cudaMemsetAsync(p, 0, bytes, stream_.get()), "cudaMemsetAsync");
   }
+  // Queued on the stream; the direction (host or device on either side) from the pointers.
+  void copy_bytes(void* dst, const void* src, std::size_t bytes) const {
+    if (bytes != 0) check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDefault, stream_.get()), "cudaMemcpyAsync");
+  }
   void synchronize() const { stream_.synchronize(); }
 
 #if defined(__CUDACC__)
@@ -93,6 +97,6 @@ class Gpu {
   Stream stream_;
 };
 
-static_assert(rlxf::Backend<Backend<Gpu>>, "cuda::Backend<cuda::Gpu> must model rlxf::Backend");
+static_assert(rlxf::TrainingBackend<Backend<Gpu>>, "cuda::Backend<cuda::Gpu> must model rlxf::TrainingBackend");
 
 }  // namespace rlxf::cuda

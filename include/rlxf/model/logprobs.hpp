@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "rlxf/core/backend.hpp"
 #include "rlxf/core/tensor.hpp"
 #include "rlxf/cpu/softmax.hpp"
 #include "rlxf/nn/embedding.hpp"
@@ -11,8 +12,8 @@
 
 namespace rlxf::model {
 
-// Target value that marks a position without a target (its log-prob is 0, no gradient).
-inline constexpr std::int32_t ignore_target = -100;
+// Target value that marks a position without a target (core/backend.hpp).
+using rlxf::ignore_target;
 
 // The causal-LM targets of a batch: targets(b, t) = ids(b, t + 1) where both t and t + 1 are
 // real tokens, ignore_target elsewhere (the last column always). ids, mask (B, T); mask may be null.

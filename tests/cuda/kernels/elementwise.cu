@@ -24,9 +24,14 @@ void dispatch_all(cudaStream_t stream) {
   cross_entropy_forward(CrossEntropyForwardParams<T>{}, gpu);
   cross_entropy_backward(CrossEntropyBackwardParams<T>{}, gpu);
   rope(RopeParams<T>{}, gpu);
+  gather(GatherParams<T>{}, gpu);
+  scatter_add_rows(ScatterAddRowsParams<T>{}, gpu);
+  permute_heads(PermuteHeadsParams<T>{}, gpu);
 }
 template void dispatch_all<float>(cudaStream_t);
 template void dispatch_all<bf16>(cudaStream_t);
 template void adamw_update(const AdamWParams&, StreamLauncher&&);
+template void scale(const ScaleParams&, StreamLauncher&&);
+template void sum_of_squares(const SumOfSquaresParams&, StreamLauncher&&);
 
 }  // namespace rlxf::cuda

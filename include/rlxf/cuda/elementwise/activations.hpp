@@ -5,15 +5,15 @@
 // the CPU does, or overwrites them with accumulate = false (then an output may alias dy).
 // Grid-stride loops over 128-bit vectors when every array is 16-byte aligned (the last
 // n % vec elements scalar), scalars otherwise.
+#include "rlxf/core/backend.hpp"
 #include "rlxf/core/error.hpp"
 #include "rlxf/cuda/elementwise/common.hpp"
 #include "rlxf/cuda/math.hpp"
 
 namespace rlxf::cuda {
 
-// The two GELU forms, as cpu::GeluForm: tanh is GPT-2's 0.5 x (1 + tanh(sqrt(2/pi) (x +
-// 0.044715 x^3))), exact is x Phi(x) = 0.5 x erfc(-x / sqrt(2)).
-enum class GeluForm { tanh, exact };
+// The two GELU forms (core/backend.hpp).
+using rlxf::GeluForm;
 
 namespace elementwise {
 

@@ -1,11 +1,15 @@
 #pragma once
 // Softmax cross-entropy on the GPU, the semantics of cpu::cross_entropy_forward / _backward
-// (cpu/softmax.hpp):
-//   forward:  lse[i] = log sum_j exp(logits[i, j]),  losses[i] = lse[i] - logits[i, t_i]
-//             (computed as log_sum - (logits[i, t_i] - max), exact for nearby logits);
-//             rows whose target is ignore_index get loss 0 (lse is still written).
-//   backward: dlogits[i] (+)= dlosses[i] (softmax(logits[i]) - onehot(t_i)) for rows not
-//             ignored, softmax = exp(logits - lse).
+// (cpu/softmax.hpp), over logits times a scale s (1, or 1 / temperature for the token
+// log-probs of cpu::token_logprobs_forward / _backward), z = s logits:
+//   forward:  lse[i] = log sum_j exp(z[i, j]),  losses[i] = lse[i] - z[i, t_i]
+//             (computed as log_sum - (z[i, t_i] - max), exact for nearby logits), or its
+//             negation, the log-prob, with `negate`; rows whose target is ignore_index get 0
+//             (lse is still written); entropy[i] = lse[i] - sum_j softmax(z[i])_j z[i, j]
+//             when asked for (a second pass over the row, after lse).
+//   backward: dlogits[i] (+)= g dlosses[i] (softmax(z[i]) - onehot(t_i)) for rows not
+//             ignored, softmax = exp(z - lse), g = grad_scale (1; -1 / temperature for the
+//             gradient of the log-probs).
 // Where the CPU throws for a target outside [0, V) that is not ignore_index, the kernels
 // write NaN (the row's loss, or its whole gradient row). The number of rows not ignored,
 // which the CPU forward returns, is the caller's to count.
@@ -71,6 +75,9 @@ struct CrossEntropyForwardParams {
   float* lse = nullptr;                  // (N): log-sum-exp of each row, for the backward
   int N = 0, vocab = 0;
   std::int32_t ignore_index = -100;
+  float* entropy = nullptr;  // (N), or nullptr: the entropy of each row's softmax
+  float scale = 1.0f;   // z = scale * logits
+  bool negate = false;  // losses[i] = z[t_i] - lse (the log-prob) instead
 };
 
 // V: 128-bit vectors (vec128<T>) after a scalar head up to each row's first 16-byte
@@ -83,7 +90,7 @@ struct CrossEntropyForward {
   static constexpr int min_blocks = 2;  // <= 64 registers: two 512-thread blocks an SM
   static constexpr int max_warps = max_threads / warp_size;
   static constexpr int scratch = 2 * max_warps * 4;  // (max, sum) per warp
-  static constexpr int shared_bytes = 2 * scratch;
+  static constexpr int shared_bytes = 2 * scratch + 16;  // + the row's lse, broadcast for the entropy
 
   static LaunchConfig launch_config(const Params& p) {
     return {{p.N, 1, 1}, {elementwise::cross_entropy_threads<T>(p.vocab), 1, 1}, shared_bytes};
@@ -101,6 +108,8 @@ struct CrossEntropyForward {
         constexpr int W = decltype(width)::value;
         float v[W];
         load<W>(ctx, x + j, v);
+        RLXF_UNROLL
+        for (int k = 0; k < W; ++k) v[k] *= p.scale;
         accumulate(acc, v);
       });
       // Within the warp: butterfly; across warps: lane 0s through shared memory, combined
@@ -128,9 +137,29 @@ struct CrossEntropyForward {
         float loss = 0.0f;
         if (target != p.ignore_index) {
           loss = target < 0 || target >= p.vocab ? math::quiet_nan()
-                                                 : log_sum - (to_float(x[target]) - acc.max);
+                                                 : log_sum - (p.scale * to_float(x[target]) - acc.max);
         }
-        p.losses[row] = loss;
+        p.losses[row] = p.negate ? -loss : loss;
+      }
+      if (p.entropy) {  // uniform over the block: every thread takes this branch or none does
+        auto lse_slot = ctx.template shared<float>(2 * scratch, 1, "ce_row_lse");
+        if (t == 0) lse_slot[0] = p.lse[row];
+        ctx.sync();
+        const float lse = lse_slot[0];
+        float mean_z[1] = {0.0f};  // this thread's share of sum_j softmax(z)_j z_j
+        for_each_in_row<V>(ctx, x, p.vocab, t, threads, [&](auto width, int j) {
+          constexpr int W = decltype(width)::value;
+          float v[W];
+          load<W>(ctx, x + j, v);
+          RLXF_UNROLL
+          for (int k = 0; k < W; ++k) {
+            const float z = p.scale * v[k];
+            mean_z[0] += math::exp(z - lse) * z;
+          }
+        });
+        block_sum(ctx, mean_z, ctx.template shared<float>(parity * scratch, warps, "ce_entropy"));
+        if (t == 0) p.entropy[row] = lse - mean_z[0];
+        ctx.sync();  // the slots are reused by the next row
       }
     }
   }
@@ -148,6 +177,8 @@ struct CrossEntropyBackwardParams {
   int N = 0, vocab = 0;
   std::int32_t ignore_index = -100;
   bool accumulate = true;
+  float scale = 1.0f;       // z = scale * logits, as in the forward
+  float grad_scale = 1.0f;  // multiplies every row's gradient
 };
 
 template <class T, int V>
@@ -173,7 +204,8 @@ struct CrossEntropyBackward {
       if (ignored && p.accumulate) continue;
       const bool bad = !ignored && (target < 0 || target >= p.vocab);
       // An ignored row (overwriting) gets 0; a bad target poisons the row.
-      const float dl = ignored ? 0.0f : bad ? math::quiet_nan() : p.dlosses ? p.dlosses[row] : p.dloss;
+      const float dl =
+          ignored ? 0.0f : bad ? math::quiet_nan() : p.grad_scale * (p.dlosses ? p.dlosses[row] : p.dloss);
       const float lse = p.lse[row];
       for_each_in_row<V>(ctx, x, p.vocab, t, threads, [&](auto width, int j) {
         constexpr int W = decltype(width)::value;
@@ -182,7 +214,7 @@ struct CrossEntropyBackward {
         if (p.accumulate) load<W>(ctx, dx + j, d);
         RLXF_UNROLL
         for (int k = 0; k < W; ++k) {
-          const float prob = ignored ? 0.0f : math::exp(v[k] - lse);
+          const float prob = ignored ? 0.0f : math::exp(p.scale * v[k] - lse);
           const float g = dl * (j + k == target ? prob - 1.0f : prob);
           d[k] = p.accumulate ? d[k] + g : g;
         }

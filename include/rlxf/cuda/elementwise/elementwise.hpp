@@ -7,6 +7,8 @@
 //   adamw.hpp          the AdamW update of optim::AdamW
 //   rope.hpp           rotary embedding forward / backward (rotate_half convention)
 //   add.hpp            y += x (f32 / bf16 each): accumulation for kernels that write their result
+//   tensor_ops.hpp     embedding gather, deterministic row scatter-add (embedding and bias
+//                      gradients), head split / merge, scale, deterministic sum of squares
 // Each op has a Params struct, kernel structs (one per variant: 128-bit or scalar access,
 // form) with launch_config(params), and a host dispatch function taking a launcher (see
 // KernelTag in platform.hpp; StreamLauncher on the GPU). Storage: f32 everywhere; bf16 too
@@ -20,12 +22,14 @@
 #include "rlxf/cuda/elementwise/norm_common.hpp"
 #include "rlxf/cuda/elementwise/rmsnorm.hpp"
 #include "rlxf/cuda/elementwise/rope.hpp"
+#include "rlxf/cuda/elementwise/tensor_ops.hpp"
 #include "rlxf/cuda/kernel_list.hpp"
 
 namespace rlxf::cuda {
 
 // Every elementwise kernel the dispatch functions can launch: 128-bit and scalar variants,
-// f32 and bf16 storage (AdamW: f32), both GELU forms; Add for the four (x, y) type pairs.
+// f32 and bf16 storage (AdamW, Scale, SumOfSquares: f32), both GELU forms; Add for the four
+// (x, y) type pairs.
 using shipped_elementwise_kernels = KernelList<
     LayerNormForward<float, 4>,
     LayerNormForward<float, 1>,
@@ -89,6 +93,16 @@ using shipped_elementwise_kernels = KernelList<
     Add<float, bf16, add_vec<float, bf16>>,
     Add<float, bf16, 1>,
     Add<bf16, float, add_vec<bf16, float>>,
-    Add<bf16, float, 1>>;
+    Add<bf16, float, 1>,
+    Gather<float>,
+    Gather<bf16>,
+    ScatterAddRows<float>,
+    ScatterAddRows<bf16>,
+    PermuteHeads<float>,
+    PermuteHeads<bf16>,
+    Scale<4>,
+    Scale<1>,
+    SumOfSquares<false>,
+    SumOfSquares<true>>;
 
 }  // namespace rlxf::cuda

@@ -59,6 +59,10 @@ class Device {
   void zero(void* p, std::size_t bytes) const {
     if (bytes != 0) std::memset(p, 0, bytes);
   }
+  // Any direction (host memory stands for both sides), in order with the launches.
+  void copy_bytes(void* dst, const void* src, std::size_t bytes) const {
+    if (bytes != 0) std::memmove(dst, src, bytes);
+  }
   void synchronize() const {}
 
  private:
@@ -66,6 +70,7 @@ class Device {
   int sm_count_;
 };
 
-static_assert(rlxf::Backend<cuda::Backend<Device>>, "cuda::Backend<emulate::Device> must model rlxf::Backend");
+static_assert(rlxf::TrainingBackend<cuda::Backend<Device>>,
+              "cuda::Backend<emulate::Device> must model rlxf::TrainingBackend");
 
 }  // namespace rlxf::cuda::emulate
