@@ -16,6 +16,8 @@
 #   --jobs N          parallel build jobs (default: nproc)
 #   --bench LIST      benchmarks to build and run, comma-separated (default: gemm,attention)
 #   --build-only      configure and build, do not run (works without a GPU)
+#   --configured      the build directory is already configured with the benchmarks on (as
+#                     scripts/gpu_check.sh leaves it): build the targets there, do not configure
 # Anything after "--" goes to every benchmark binary run, e.g.
 #   scripts/run_gpu_benchmarks.sh --bench gemm -- --benchmark_filter='gemm/bf16_bf16/.*' --benchmark_min_time=0.2
 #   scripts/run_gpu_benchmarks.sh --bench attention -- --benchmark_filter='attention/bwd/.*/d128/'
@@ -34,6 +36,7 @@ results_dir=""
 archs="80;90"
 jobs="$(nproc 2>/dev/null || echo 2)"
 build_only=0
+configured=0
 benches="gemm,attention"
 bench_args=()
 while [[ $# -gt 0 ]]; do
@@ -44,8 +47,9 @@ while [[ $# -gt 0 ]]; do
     --jobs) jobs="$2"; shift 2 ;;
     --bench) benches="$2"; shift 2 ;;
     --build-only) build_only=1; shift ;;
+    --configured) configured=1; shift ;;
     --) shift; bench_args=("$@"); break ;;
-    -h|--help) sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,30p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "run_gpu_benchmarks.sh: unknown option '$1' (see --help)" >&2; exit 1 ;;
   esac
 done
@@ -78,10 +82,12 @@ if [[ $build_only -eq 0 ]] && command -v nvidia-smi >/dev/null 2>&1; then
   echo "== GPUs:"; echo "$gpus"
 fi
 
-echo "== configure $build_dir (Release, CUDA architectures $archs)"
-cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DRLXF_ENABLE_CUDA=ON \
-  -DRLXF_BUILD_TESTS=OFF -DRLXF_BUILD_EXAMPLES=OFF -DRLXF_BUILD_BENCHMARKS=ON \
-  "-DCMAKE_CUDA_ARCHITECTURES=$archs"
+if [[ $configured -eq 0 ]]; then
+  echo "== configure $build_dir (Release, CUDA architectures $archs)"
+  cmake -S "$root" -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DRLXF_ENABLE_CUDA=ON \
+    -DRLXF_BUILD_TESTS=OFF -DRLXF_BUILD_EXAMPLES=OFF -DRLXF_BUILD_BENCHMARKS=ON \
+    "-DCMAKE_CUDA_ARCHITECTURES=$archs"
+fi
 echo "== build ${targets[*]}"
 cmake --build "$build_dir" --target "${targets[@]}" -j "$jobs"
 if [[ $build_only -eq 1 ]]; then

@@ -176,14 +176,14 @@ TEST_CASE("dpo_batch_loss: the gradient it feeds Policy::backward matches finite
     CAPTURE(opt.beta);
     CAPTURE(static_cast<int>(opt.loss));
     for (auto& q : ps) q.param->zero_grad();
-    const algo::DpoStats st = algo::dpo_batch_loss<double>(policy, batch, ref_c, ref_r, opt, true);
+    const algo::DpoStats st = algo::dpo_batch_loss(policy, batch, ref_c, ref_r, opt, true);
     // Chain rule at the sequence level: dpo_loss's own gradient on the same sums.
     std::vector<double> dc(2), dr(2);
     const algo::DpoStats direct = algo::dpo_loss<double>(std::span<const double>(seq).first(2),
                                                          std::span<const double>(seq).subspan(2), ref_c, ref_r, dc, dr, opt);
     CHECK(st.loss == doctest::Approx(direct.loss).epsilon(1e-12));
     CHECK(dc[0] != 0.0);
-    auto loss = [&] { return algo::dpo_batch_loss<double>(policy, batch, ref_c, ref_r, opt, false).loss; };
+    auto loss = [&] { return algo::dpo_batch_loss(policy, batch, ref_c, ref_r, opt, false).loss; };
     std::size_t checked = 0;
     for (auto& q : ps) {
       const std::vector<double> g(q.param->grad.begin(), q.param->grad.end());

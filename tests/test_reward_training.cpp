@@ -146,11 +146,11 @@ model::EncoderConfig tiny_config(std::size_t vocab, model::Pooling pooling, doub
 }
 
 // logits (1, 1, C) of one sequence, unpadded and without a mask.
-template <class T>
-std::vector<double> direct_logits(const model::SequenceClassifier<T>& m, const Ids& ids) {
+template <class B>
+std::vector<double> direct_logits(const model::BasicSequenceClassifier<B>& m, const Ids& ids) {
   nn::Tokens t = zeros<std::int32_t, 2>({1, ids.size()});
   for (std::size_t j = 0; j < ids.size(); ++j) t(0, j) = ids[j];
-  typename model::SequenceClassifier<T>::Cache cache;
+  typename model::BasicSequenceClassifier<B>::Cache cache;
   const auto logits = m.forward(t, nullptr, nullptr, cache);
   std::vector<double> out;
   for (std::size_t c = 0; c < m.classes(); ++c) out.push_back(static_cast<double>(logits(0, 0, c)));

@@ -61,9 +61,9 @@ struct DpoConfig {
 
 // Per row of `batch`, the sum of its answer-token log-probs at temperature 1 (EOS included,
 // prompt and pads excluded), computed in double and rounded to T.
-template <class T>
-std::vector<T> sequence_logprobs(const model::Policy<T>& policy, const model::SequenceBatch& batch) {
-  typename model::Policy<T>::Cache cache;
+template <class Be, class T = typename Be::value_type>
+std::vector<T> sequence_logprobs(const model::BasicPolicy<Be>& policy, const model::SequenceBatch& batch) {
+  typename model::BasicPolicy<Be>::Cache cache;
   const model::PolicyOutputs<T> out = policy.forward(batch, 1.0, false, cache);
   const model::Mask mask = batch.response_mask();
   const std::size_t B = batch.rows(), N = batch.response_width();
@@ -82,14 +82,15 @@ std::vector<T> sequence_logprobs(const model::Policy<T>& policy, const model::Se
 // ref_rejected (M) are the reference's sequence log-probs. With `grad`, the gradient of the
 // loss is accumulated into the policy: d L / d logp(token) = d L / d (sequence log-prob) on
 // every answer token of the row.
-template <class T>
-DpoStats dpo_batch_loss(model::Policy<T>& policy, const model::SequenceBatch& pairs, std::span<const T> ref_chosen,
-                        std::span<const T> ref_rejected, const DpoOptions& opt, bool grad) {
+template <class Be, class T = typename Be::value_type>
+DpoStats dpo_batch_loss(model::BasicPolicy<Be>& policy, const model::SequenceBatch& pairs,
+                        std::span<const typename Be::value_type> ref_chosen,
+                        std::span<const typename Be::value_type> ref_rejected, const DpoOptions& opt, bool grad) {
   const std::size_t rows = pairs.rows(), M = rows / 2, N = pairs.response_width();
   RLXF_REQUIRE(rows > 0 && rows % 2 == 0, "dpo_batch_loss: ", rows, " rows; expected 2 per pair (chosen, rejected)");
   RLXF_REQUIRE(ref_chosen.size() == M && ref_rejected.size() == M, "dpo_batch_loss: ", M, " pairs but ",
                ref_chosen.size(), " reference chosen and ", ref_rejected.size(), " reference rejected log-probs");
-  typename model::Policy<T>::Cache cache;
+  typename model::BasicPolicy<Be>::Cache cache;
   const model::PolicyOutputs<T> out = policy.forward(pairs, 1.0, false, cache);
   const model::Mask mask = pairs.response_mask();
   std::vector<T> seq(rows);
@@ -299,7 +300,7 @@ class Dpo {
         const model::SequenceBatch mb = batch_of(idx);
         optimizer_.zero_grad();
         const DpoStats st = with_context("Dpo step " + std::to_string(steps_), [&] {
-          return dpo_batch_loss<float>(*policy_, mb, rc, rr, cfg_.loss, true);
+          return dpo_batch_loss(*policy_, mb, rc, rr, cfg_.loss, true);
         });
         const double norm = optim::grad_norm(params_);
         RLXF_REQUIRE(std::isfinite(st.loss) && std::isfinite(norm), "Dpo: non-finite loss or gradient at step ",

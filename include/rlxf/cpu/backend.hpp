@@ -196,16 +196,17 @@ class Backend {
 
   // ---- norms ----
 
+  // eps in double, so cpu::Backend<double> keeps all of it (the concept passes a float).
   void layernorm_forward(const T* x, const T* gamma, const T* beta, T* y, T* mean, T* rstd, std::size_t N,
-                         std::size_t C, float eps) const {
-    cpu::layernorm_forward<T>(x, gamma, beta, y, mean, rstd, N, C, T(eps));
+                         std::size_t C, double eps) const {
+    cpu::layernorm_forward<T>(x, gamma, beta, y, mean, rstd, N, C, static_cast<T>(eps));
   }
   void layernorm_backward(const T* dy, const T* x, const T* gamma, const T* mean, const T* rstd, T* dx, T* dgamma,
                           T* dbeta, std::size_t N, std::size_t C) const {
     cpu::layernorm_backward<T>(dy, x, gamma, mean, rstd, dx, dgamma, dbeta, N, C);
   }
-  void rmsnorm_forward(const T* x, const T* gamma, T* y, T* rstd, std::size_t N, std::size_t C, float eps) const {
-    cpu::rmsnorm_forward<T>(x, gamma, y, rstd, N, C, T(eps));
+  void rmsnorm_forward(const T* x, const T* gamma, T* y, T* rstd, std::size_t N, std::size_t C, double eps) const {
+    cpu::rmsnorm_forward<T>(x, gamma, y, rstd, N, C, static_cast<T>(eps));
   }
   void rmsnorm_backward(const T* dy, const T* x, const T* gamma, const T* rstd, T* dx, T* dgamma, std::size_t N,
                         std::size_t C) const {

@@ -156,8 +156,8 @@ inline std::string hf_prefix(const DecoderConfig& cfg) { return cfg.is_gpt2() ? 
 
 // Writes a decoder as a Hugging Face model directory: model.safetensors and config.json, each
 // written to a temporary file and renamed into place.
-template <class T>
-void save_decoder(const std::filesystem::path& dir, Decoder<T>& decoder, DType dtype = DType::f32) {
+template <class B>
+void save_decoder(const std::filesystem::path& dir, BasicDecoder<B>& decoder, DType dtype = DType::f32) {
   std::filesystem::create_directories(dir);
   save_hf(decoder.parameters(), hf_rules(decoder.config()), hf_prefix(decoder.config()), dir / "model.safetensors",
           dtype);
@@ -185,8 +185,8 @@ Decoder<T> load_decoder(const std::filesystem::path& dir) {
 
 
 // Writes a sequence classifier as a Hugging Face BertForSequenceClassification directory.
-template <class T>
-void save_classifier(const std::filesystem::path& dir, SequenceClassifier<T>& model, DType dtype = DType::f32) {
+template <class B>
+void save_classifier(const std::filesystem::path& dir, BasicSequenceClassifier<B>& model, DType dtype = DType::f32) {
   std::filesystem::create_directories(dir);
   save_hf(model.parameters(), hf_rules(model.encoder.config(), true), "bert.", dir / "model.safetensors", dtype);
   detail::write_config(dir / "config.json", encoder_config_to_hf(model.encoder.config(), model.classes()));

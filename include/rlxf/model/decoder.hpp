@@ -13,7 +13,7 @@
 #include "rlxf/core/range.hpp"
 #include "rlxf/core/rng.hpp"
 #include "rlxf/core/tensor.hpp"
-#include "rlxf/cpu/gemm.hpp"
+#include "rlxf/nn/backend.hpp"
 #include "rlxf/nn/embedding.hpp"
 #include "rlxf/nn/transformer_block.hpp"
 
@@ -101,32 +101,37 @@ struct KvCache {
   }
 };
 
-template <class T>
-class Decoder {
+template <class B>
+class BasicDecoder {
  public:
-  using Act = nn::Activation<T>;
+  using Backend = B;
+  using T = typename B::value_type;
+  using Act = nn::Activation<B>;
   struct Cache {
     nn::Tokens ids;
     Tensor<std::int32_t, 2> positions;
-    std::vector<typename nn::TransformerBlock<T>::Cache> blocks;
-    typename nn::Norm<T>::Cache final_norm;
+    std::vector<typename nn::BasicTransformerBlock<B>::Cache> blocks;
+    typename nn::BasicNorm<B>::Cache final_norm;
     Act hidden;  // (B, T, C) after the final norm: what the LM and value heads read
   };
 
-  Decoder(const DecoderConfig& cfg, Rng& rng)
+  BasicDecoder(const DecoderConfig& cfg, Rng& rng, nn::BackendRef<B> backend = {})
       : cfg_(validated(cfg)),
-        wte(cfg.vocab_size, cfg.d_model, rng, cfg.init_std),
-        wpe(cfg.is_gpt2() ? std::optional<nn::Embedding<T>>(std::in_place, cfg.max_positions, cfg.d_model, rng,
-                                                             cfg.init_std)
+        wte(cfg.vocab_size, cfg.d_model, rng, cfg.init_std, backend),
+        wpe(cfg.is_gpt2() ? std::optional<nn::BasicEmbedding<B>>(std::in_place, cfg.max_positions, cfg.d_model, rng,
+                                                                  cfg.init_std, backend)
                           : std::nullopt),
-        final_norm(cfg.is_gpt2() ? nn::NormKind::layer_norm : nn::NormKind::rms_norm, cfg.d_model, cfg.norm_eps),
-        lm_head(cfg.tie_embeddings ? Parameter<T>() : Parameter<T>({cfg.vocab_size, cfg.d_model})) {
-    for (std::size_t l = 0; l < cfg.n_layers; ++l) blocks.emplace_back(cfg.block(), rng);
+        final_norm(cfg.is_gpt2() ? nn::NormKind::layer_norm : nn::NormKind::rms_norm, cfg.d_model, cfg.norm_eps,
+                   backend),
+        lm_head(cfg.tie_embeddings ? Parameter<T>() : Parameter<T>({cfg.vocab_size, cfg.d_model})),
+        backend_(backend) {
+    for (std::size_t l = 0; l < cfg.n_layers; ++l) blocks.emplace_back(cfg.block(), rng, backend);
     if (!cfg.tie_embeddings)
       rng.fill_normal(std::span<T>(lm_head.value.data(), lm_head.size()), 0.0, cfg.init_std);
   }
 
   const DecoderConfig& config() const { return cfg_; }
+  nn::BackendRef<B> backend() const { return backend_; }
 
   // ids (B, T), mask (B, T) or null -> hidden (B, T, C) after the final norm (also kept in the cache).
   const Act& forward_hidden(const nn::Tokens& ids, const Mask* mask, Cache& cache) const {
@@ -153,8 +158,8 @@ class Decoder {
   Act logits(const Act& hidden) const {
     const std::size_t n = hidden.shape()[0] * hidden.shape()[1], c = cfg_.d_model, v = cfg_.vocab_size;
     Act out({hidden.shape()[0], hidden.shape()[1], v});
-    cpu::gemm<T>(cpu::Trans::no, cpu::Trans::yes, n, v, c, T(1), hidden.data(), c, head_weight().value.data(),
-                 c, T(0), out.data(), v);
+    backend_.get().gemm(Transpose::no, Transpose::yes, n, v, c, 1.0f, hidden.data(), c, head_weight().value.data(), c,
+                        0.0f, out.data(), v);
     return out;
   }
 
@@ -162,12 +167,13 @@ class Decoder {
   Act logits_backward(const Act& dlogits, const Cache& cache) {
     const std::size_t n = cache.hidden.shape()[0] * cache.hidden.shape()[1], c = cfg_.d_model, v = cfg_.vocab_size;
     require_shape(dlogits, {cache.hidden.shape()[0], cache.hidden.shape()[1], v}, "Decoder dlogits");
+    B& be = backend_.get();
     Parameter<T>& head = head_weight();
     Act dhidden(cache.hidden.shape());
-    cpu::gemm<T>(cpu::Trans::no, cpu::Trans::no, n, c, v, T(1), dlogits.data(), v, head.value.data(), c, T(0),
-                 dhidden.data(), c);
-    cpu::gemm<T>(cpu::Trans::yes, cpu::Trans::no, v, c, n, T(1), dlogits.data(), v, cache.hidden.data(), c, T(1),
-                 head.grad.data(), c);
+    be.gemm(Transpose::no, Transpose::no, n, c, v, 1.0f, dlogits.data(), v, head.value.data(), c, 0.0f,
+            dhidden.data(), c);
+    be.gemm_accumulate(Transpose::yes, Transpose::no, v, c, n, 1.0f, dlogits.data(), v, cache.hidden.data(), c,
+                       head.grad.data(), c);
     return dhidden;
   }
 
@@ -194,7 +200,7 @@ class Decoder {
     for (std::size_t l = 0; l < blocks.size(); ++l)
       x = blocks[l].forward_cached(x, positions.data(), kv.view(l));
     kv.length += t;
-    typename nn::Norm<T>::Cache scratch;
+    typename nn::BasicNorm<B>::Cache scratch;
     return logits(final_norm.forward(x, scratch));
   }
 
@@ -202,7 +208,7 @@ class Decoder {
   // embedding for GPT-2 (LLaMA's positions enter through RoPE in attention).
   Act embed(const nn::Tokens& ids, const Tensor<std::int32_t, 2>& positions) const {
     Act x = wte.forward(ids);
-    if (wpe) x += wpe->forward(positions);
+    if (wpe) wpe->forward_add(positions, x);
     return x;
   }
 
@@ -261,11 +267,18 @@ class Decoder {
   DecoderConfig cfg_;
 
  public:
-  nn::Embedding<T> wte;  // token embedding (vocab, C)
-  std::optional<nn::Embedding<T>> wpe;  // GPT-2 only: position embedding (max_positions, C)
-  std::vector<nn::TransformerBlock<T>> blocks;
-  nn::Norm<T> final_norm;
+  nn::BasicEmbedding<B> wte;  // token embedding (vocab, C)
+  std::optional<nn::BasicEmbedding<B>> wpe;  // GPT-2 only: position embedding (max_positions, C)
+  std::vector<nn::BasicTransformerBlock<B>> blocks;
+  nn::BasicNorm<B> final_norm;
   Parameter<T> lm_head;  // (vocab, C) when untied; empty when tied to wte
+
+ private:
+  nn::BackendRef<B> backend_;
 };
+
+// model::Decoder<float>, Decoder<double>, or Decoder<B> for a backend B (nn/backend.hpp).
+template <class X>
+using Decoder = BasicDecoder<nn::backend_for_t<X>>;
 
 }  // namespace rlxf::model

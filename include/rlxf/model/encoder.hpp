@@ -48,30 +48,32 @@ struct EncoderConfig {
   }
 };
 
-template <class T>
-class Encoder {
+template <class B>
+class BasicEncoder {
  public:
-  using Act = nn::Activation<T>;
+  using Backend = B;
+  using T = typename B::value_type;
+  using Act = nn::Activation<B>;
   struct Cache {
     nn::Tokens ids, types, positions;
     Mask mask;  // (B, T); all ones when none was given
-    typename nn::LayerNorm<T>::Cache embed_norm;
-    std::vector<typename nn::TransformerBlock<T>::Cache> blocks;
-    Act hidden;                             // (B, T, C) last layer
-    typename nn::Linear<T>::Cache pooler;   // cls: the [CLS] states (B, 1, C)
-    Act pooled;                             // (B, 1, C)
+    typename nn::BasicLayerNorm<B>::Cache embed_norm;
+    std::vector<typename nn::BasicTransformerBlock<B>::Cache> blocks;
+    Act hidden;                                 // (B, T, C) last layer
+    typename nn::BasicLinear<B>::Cache pooler;  // cls: the [CLS] states (B, 1, C)
+    Act pooled;                                 // (B, 1, C)
   };
 
-  Encoder(const EncoderConfig& cfg, Rng& rng)
+  BasicEncoder(const EncoderConfig& cfg, Rng& rng, nn::BackendRef<B> backend = {})
       : cfg_(validated(cfg)),
-        word(cfg.vocab_size, cfg.d_model, rng, cfg.init_std),
-        position(cfg.max_positions, cfg.d_model, rng, cfg.init_std),
-        token_type(cfg.type_vocab_size, cfg.d_model, rng, cfg.init_std),
-        embed_norm(cfg.d_model, cfg.norm_eps),
-        pooler(cfg.pooling == Pooling::cls
-                   ? std::optional<nn::Linear<T>>(std::in_place, cfg.d_model, cfg.d_model, true, rng, cfg.init_std)
-                   : std::nullopt) {
-    for (std::size_t l = 0; l < cfg.n_layers; ++l) blocks.emplace_back(cfg.block(), rng);
+        word(cfg.vocab_size, cfg.d_model, rng, cfg.init_std, backend),
+        position(cfg.max_positions, cfg.d_model, rng, cfg.init_std, backend),
+        token_type(cfg.type_vocab_size, cfg.d_model, rng, cfg.init_std, backend),
+        embed_norm(cfg.d_model, cfg.norm_eps, true, backend),
+        pooler(cfg.pooling == Pooling::cls ? std::optional<nn::BasicLinear<B>>(std::in_place, cfg.d_model, cfg.d_model,
+                                                                              true, rng, cfg.init_std, backend)
+                                           : std::nullopt) {
+    for (std::size_t l = 0; l < cfg.n_layers; ++l) blocks.emplace_back(cfg.block(), rng, backend);
   }
 
   const EncoderConfig& config() const { return cfg_; }
@@ -93,7 +95,9 @@ class Encoder {
       cache.mask = zeros<std::uint8_t, 2>({b, t});
       cache.mask.fill(1);
     }
-    Act x = word.forward(ids) + position.forward(cache.positions) + token_type.forward(cache.types);
+    Act x = word.forward(ids);
+    position.forward_add(cache.positions, x);
+    token_type.forward_add(cache.types, x);
     x = embed_norm.forward(x, cache.embed_norm);
     const nn::AttentionMask am{&cache.mask, nullptr};
     cache.blocks.resize(blocks.size());
@@ -190,10 +194,14 @@ class Encoder {
   EncoderConfig cfg_;
 
  public:
-  nn::Embedding<T> word, position, token_type;
-  nn::LayerNorm<T> embed_norm;
-  std::vector<nn::TransformerBlock<T>> blocks;
-  std::optional<nn::Linear<T>> pooler;  // cls pooling only
+  nn::BasicEmbedding<B> word, position, token_type;
+  nn::BasicLayerNorm<B> embed_norm;
+  std::vector<nn::BasicTransformerBlock<B>> blocks;
+  std::optional<nn::BasicLinear<B>> pooler;  // cls pooling only
 };
+
+// model::Encoder<float>, Encoder<double>, or Encoder<B> for a backend B (nn/backend.hpp).
+template <class X>
+using Encoder = BasicEncoder<nn::backend_for_t<X>>;
 
 }  // namespace rlxf::model

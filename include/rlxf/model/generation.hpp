@@ -98,8 +98,8 @@ std::pair<std::int32_t, double> pick_token(const T* z, std::size_t v, const Gene
 
 // Generates up to cfg.max_new_tokens after each left-padded prompt (prompts, prompt_mask:
 // (B, P)). Reproducible from `rng`'s state; draws one uniform per sampled token.
-template <class T>
-Generation<T> generate(const Decoder<T>& model, const nn::Tokens& prompts, const Mask& prompt_mask,
+template <class B, class T = typename B::value_type>
+Generation<T> generate(const BasicDecoder<B>& model, const nn::Tokens& prompts, const Mask& prompt_mask,
                        const GenerationConfig& cfg, Rng& rng) {
   const std::size_t b = prompts.shape()[0], p = prompts.shape()[1], n = cfg.max_new_tokens;
   const std::size_t v = model.config().vocab_size;
@@ -126,7 +126,7 @@ Generation<T> generate(const Decoder<T>& model, const nn::Tokens& prompts, const
   std::vector<std::int32_t> next_pos(b);
   for (std::size_t i = 0; i < b; ++i) next_pos[i] = positions(i, p - 1) + 1;
 
-  nn::Activation<T> logits = model.forward_cached(prompts, positions, kv);  // prefill
+  nn::Activation<B> logits = model.forward_cached(prompts, positions, kv);  // prefill
   std::size_t last = p - 1;  // column of logits that predicts the next token
   std::vector<bool> done(b, false);
   for (std::size_t step = 0; step < n; ++step) {

@@ -6,7 +6,7 @@
 
 #include "rlxf/core/backend.hpp"
 #include "rlxf/core/tensor.hpp"
-#include "rlxf/cpu/softmax.hpp"
+#include "rlxf/nn/backend.hpp"
 #include "rlxf/nn/embedding.hpp"
 #include "rlxf/nn/linear.hpp"
 
@@ -28,51 +28,45 @@ inline nn::Tokens next_token_targets(const nn::Tokens& ids, const Tensor<std::ui
   return targets;
 }
 
-// What token_logprobs_backward needs.
-template <class T>
+// What token_logprobs_backward needs. X is a backend, or float / double for the CPU.
+template <class X>
 struct LogprobCache {
-  nn::Activation<T> scaled;  // logits / temperature; empty when temperature == 1 (logits used)
-  Tensor<T, 1> lse;          // (B*T) log-sum-exp of each row of the scaled logits
+  using Backend = nn::backend_for_t<X>;
+  Tensor<typename Backend::accum_type, 1> lse;  // (B*T) log-sum-exp of each row of logits / temperature
   double temperature = 1.0;
 };
 
 // logits (B, T, V), targets (B, T) -> log-probs (B, T) of the targets under
-// softmax(logits / temperature); positions whose target is ignore_target get 0.
-template <class T>
-Tensor<T, 2> token_logprobs(const nn::Activation<T>& logits, const nn::Tokens& targets, LogprobCache<T>& cache,
-                            double temperature = 1.0) {
+// softmax(logits / temperature); positions whose target is ignore_target get 0. Computed by
+// the backend's token_logprobs, without a scaled copy of the logits.
+template <class X>
+Tensor<typename nn::backend_for_t<X>::accum_type, 2> token_logprobs(const nn::Activation<X>& logits,
+                                                                  const nn::Tokens& targets, LogprobCache<X>& cache,
+                                                                  double temperature = 1.0,
+                                                                  nn::BackendRef<nn::backend_for_t<X>> backend = {}) {
+  using A = typename nn::backend_for_t<X>::accum_type;
   const std::size_t b = logits.shape()[0], t = logits.shape()[1], v = logits.shape()[2];
   require_shape(targets, {b, t}, "token_logprobs targets");
   RLXF_REQUIRE(temperature > 0, "temperature must be positive, got ", temperature);
   cache.temperature = temperature;
-  const T* z = logits.data();
-  if (temperature != 1.0) {
-    cache.scaled = logits / static_cast<T>(temperature);
-    z = cache.scaled.data();
-  } else {
-    cache.scaled = nn::Activation<T>();
-  }
-  cache.lse = zeros<T, 1>({b * t});
-  Tensor<T, 2> logp = zeros<T, 2>({b, t});
-  cpu::cross_entropy_forward<T>(z, targets.data(), logp.data(), cache.lse.data(), b * t, v, ignore_target);
-  logp = -logp;  // cross-entropy is -log p
+  cache.lse = zeros<A, 1>({b * t});
+  Tensor<A, 2> logp = zeros<A, 2>({b, t});
+  backend.get().token_logprobs(logits.data(), targets.data(), logp.data(), cache.lse.data(), nullptr, b * t, v,
+                               temperature);
   return logp;
 }
 
 // dlogits (B, T, V) += gradient of sum(dlogp * logp) w.r.t. the logits:
 // dlogp (onehot(target) - softmax(logits / tau)) / tau, zero at ignored positions.
-template <class T>
-void token_logprobs_backward(const nn::Activation<T>& logits, const nn::Tokens& targets, const LogprobCache<T>& cache,
-                             const Tensor<T, 2>& dlogp, nn::Activation<T>& dlogits) {
+template <class X>
+void token_logprobs_backward(const nn::Activation<X>& logits, const nn::Tokens& targets, const LogprobCache<X>& cache,
+                             const Tensor<typename nn::backend_for_t<X>::accum_type, 2>& dlogp,
+                             nn::Activation<X>& dlogits, nn::BackendRef<nn::backend_for_t<X>> backend = {}) {
   const std::size_t b = logits.shape()[0], t = logits.shape()[1], v = logits.shape()[2];
   require_shape(dlogp, {b, t}, "token_logprobs_backward dlogp");
   require_shape(dlogits, {b, t, v}, "token_logprobs_backward dlogits");
-  const T* z = cache.temperature != 1.0 ? cache.scaled.data() : logits.data();
-  // d(-CE)/dz_scaled = onehot - softmax; the chain through z / tau divides by tau.
-  Tensor<T, 1> dloss = zeros<T, 1>({b * t});
-  for (std::size_t i = 0; i < b * t; ++i) dloss(i) = -dlogp.data()[i] / static_cast<T>(cache.temperature);
-  cpu::cross_entropy_backward<T>(z, targets.data(), cache.lse.data(), dloss.data(), dlogits.data(), b * t, v,
-                                 ignore_target);
+  backend.get().token_logprobs_backward(logits.data(), targets.data(), cache.lse.data(), dlogp.data(), dlogits.data(),
+                                        b * t, v, cache.temperature);
 }
 
 }  // namespace rlxf::model

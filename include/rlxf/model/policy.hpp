@@ -58,24 +58,28 @@ struct PolicyOutputs {
   Tensor<T, 2> values;    // (B, N) value before response token i; empty unless asked for
 };
 
-template <class T>
-class Policy {
+template <class B>
+class BasicPolicy {
  public:
-  using Act = nn::Activation<T>;
+  using Backend = B;
+  using T = typename B::value_type;
+  using Act = nn::Activation<B>;
   struct Cache {
-    typename Decoder<T>::Cache decoder;
+    typename BasicDecoder<B>::Cache decoder;
     Act logits;                  // (B, P + N, V)
     nn::Tokens targets;          // (B, P + N): response tokens at their predicting position
-    LogprobCache<T> logprob;
-    typename nn::Linear<T>::Cache value;
+    LogprobCache<B> logprob;
+    typename nn::BasicLinear<B>::Cache value;
     std::size_t prompt_width = 0;
     bool with_values = false;
   };
 
   // The value head starts at zero (the OpenAI recipe). Algorithms without a critic (SFT, DPO,
   // GRPO, RLOO, rejection sampling) leave it out of parameters() and never ask for values.
-  Policy(const DecoderConfig& cfg, Rng& rng) : decoder(cfg, rng), value(value_head<T>(cfg.d_model, rng)) {}
-  explicit Policy(Decoder<T> d, Rng& rng) : decoder(std::move(d)), value(value_head<T>(decoder.config().d_model, rng)) {}
+  BasicPolicy(const DecoderConfig& cfg, Rng& rng, nn::BackendRef<B> backend = {})
+      : decoder(cfg, rng, backend), value(value_head<B>(cfg.d_model, rng, backend)) {}
+  explicit BasicPolicy(BasicDecoder<B> d, Rng& rng)
+      : decoder(std::move(d)), value(value_head<B>(decoder.config().d_model, rng, decoder.backend())) {}
 
   const DecoderConfig& config() const { return decoder.config(); }
 
@@ -96,7 +100,7 @@ class Policy {
       for (std::size_t i = 0; i < n; ++i)
         if (batch.mask(r, p + i))
           cache.targets(r, p - 1 + i) = batch.tokens(r, p + i);
-    const Tensor<T, 2> all = token_logprobs(cache.logits, cache.targets, cache.logprob, temperature);
+    const auto all = token_logprobs<B>(cache.logits, cache.targets, cache.logprob, temperature, decoder.backend());
     PolicyOutputs<T> out{zeros<T, 2>({b, n}), {}};
     for (std::size_t r = 0; r < b; ++r)
       for (std::size_t i = 0; i < n; ++i)
@@ -124,7 +128,7 @@ class Policy {
       for (std::size_t i = 0; i < n; ++i)
         dall(r, p - 1 + i) = dlogprobs(r, i);
     Act dlogits = zeros<T, 3>({b, len, config().vocab_size});
-    token_logprobs_backward(cache.logits, cache.targets, cache.logprob, dall, dlogits);
+    token_logprobs_backward<B>(cache.logits, cache.targets, cache.logprob, dall, dlogits, decoder.backend());
     Act dhidden = decoder.logits_backward(dlogits, cache.decoder);
     if (dvalues) {
       require_shape(*dvalues, {b, n}, "Policy::backward dvalues");
@@ -133,7 +137,8 @@ class Policy {
         for (std::size_t i = 0; i < n; ++i)
           if (cache.targets(r, p - 1 + i) != ignore_target)  // masked values are a constant 0
             dv(r, p - 1 + i, 0) = (*dvalues)(r, i);
-      dhidden += value.backward(dv, cache.value);
+      const Act dvalue_hidden = value.backward(dv, cache.value);
+      decoder.backend().get().add(dvalue_hidden.data(), dhidden.data(), dhidden.size());
     }
     decoder.backward_hidden(dhidden, cache.decoder);
   }
@@ -146,8 +151,12 @@ class Policy {
     return ps;
   }
 
-  Decoder<T> decoder;
-  nn::Linear<T> value;
+  BasicDecoder<B> decoder;
+  nn::BasicLinear<B> value;
 };
+
+// model::Policy<float>, Policy<double>, or Policy<B> for a backend B (nn/backend.hpp).
+template <class X>
+using Policy = BasicPolicy<nn::backend_for_t<X>>;
 
 }  // namespace rlxf::model

@@ -8,25 +8,27 @@
 
 namespace rlxf::model {
 
-template <class T>
-class SequenceClassifier {
+template <class B>
+class BasicSequenceClassifier {
  public:
+  using Backend = B;
+  using T = typename B::value_type;
   struct Cache {
-    typename Encoder<T>::Cache encoder;
-    typename nn::Linear<T>::Cache head;
+    typename BasicEncoder<B>::Cache encoder;
+    typename nn::BasicLinear<B>::Cache head;
   };
 
-  SequenceClassifier(const EncoderConfig& cfg, std::size_t n_classes, Rng& rng)
-      : encoder(cfg, rng), classifier(classifier_head<T>(cfg.d_model, n_classes, rng, cfg.init_std)) {}
+  BasicSequenceClassifier(const EncoderConfig& cfg, std::size_t n_classes, Rng& rng, nn::BackendRef<B> backend = {})
+      : encoder(cfg, rng, backend), classifier(classifier_head<B>(cfg.d_model, n_classes, rng, cfg.init_std, backend)) {}
 
   std::size_t classes() const { return classifier.out_features(); }
 
   // ids, types, mask (B, T) (types and mask may be null) -> logits (B, 1, classes).
-  nn::Activation<T> forward(const nn::Tokens& ids, const nn::Tokens* types, const Mask* mask, Cache& cache) const {
+  nn::Activation<B> forward(const nn::Tokens& ids, const nn::Tokens* types, const Mask* mask, Cache& cache) const {
     return classifier.forward(encoder.forward(ids, types, mask, cache.encoder), cache.head);
   }
   // dlogits (B, 1, classes): accumulates every parameter's gradient.
-  void backward(const nn::Activation<T>& dlogits, const Cache& cache) {
+  void backward(const nn::Activation<B>& dlogits, const Cache& cache) {
     encoder.backward(classifier.backward(dlogits, cache.head), cache.encoder);
   }
 
@@ -36,8 +38,12 @@ class SequenceClassifier {
     return ps;
   }
 
-  Encoder<T> encoder;
-  nn::Linear<T> classifier;
+  BasicEncoder<B> encoder;
+  nn::BasicLinear<B> classifier;
 };
+
+// model::SequenceClassifier<float>, <double>, or <B> for a backend B (nn/backend.hpp).
+template <class X>
+using SequenceClassifier = BasicSequenceClassifier<nn::backend_for_t<X>>;
 
 }  // namespace rlxf::model

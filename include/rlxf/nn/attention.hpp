@@ -3,6 +3,7 @@
 // with key padding masks. Projections q, k, v, o are separate Linear layers (LLaMA layout;
 // GPT-2's fused c_attn is split when its weights are loaded).
 #include <cstddef>
+#include <algorithm>
 #include <cstdint>
 #include <numeric>
 #include <string>
@@ -10,8 +11,7 @@
 
 #include "rlxf/core/parameter.hpp"
 #include "rlxf/core/rng.hpp"
-#include "rlxf/cpu/attention.hpp"
-#include "rlxf/cpu/rope.hpp"
+#include "rlxf/nn/backend.hpp"
 #include "rlxf/nn/linear.hpp"
 
 namespace rlxf::nn {
@@ -48,29 +48,33 @@ struct AttentionMask {
   const Tensor<std::int32_t, 2>* positions = nullptr;    // (B, T) RoPE positions; default 0..T-1
 };
 
-template <class T>
-class MultiHeadAttention {
+template <class B>
+class BasicMultiHeadAttention {
  public:
+  using T = typename B::value_type;
   struct Cache {
-    typename Linear<T>::Cache in;   // x, shared by the q, k, v projections
-    std::vector<T> q, k, v;         // (B, H, T, D) after RoPE; k, v with kv heads
-    std::vector<T> o, lse;          // (B, Hq, T, D), (B, Hq, T)
-    typename Linear<T>::Cache out;  // attention output (B, T, Hq*D) fed to o_proj
+    typename BasicLinear<B>::Cache in;   // x, shared by the q, k, v projections
+    std::vector<T> q, k, v;              // (B, H, T, D) after RoPE; k, v with kv heads
+    std::vector<T> o;                    // (B, Hq, T, D)
+    std::vector<typename B::accum_type> lse;  // (B, Hq, T)
+    typename BasicLinear<B>::Cache out;  // attention output (B, T, Hq*D) fed to o_proj
     std::vector<std::int32_t> positions;  // (B*T), when RoPE is on
     std::vector<std::uint8_t> key_mask;   // (B*T), empty when no padding mask was given
   };
 
-  MultiHeadAttention(const AttentionConfig& cfg, Rng& rng)
+  BasicMultiHeadAttention(const AttentionConfig& cfg, Rng& rng, BackendRef<B> backend = {})
       : cfg_(validated(cfg)),
-        q_proj(cfg.d_model, cfg.n_heads * cfg.head_dim(), cfg.bias, rng, cfg.init_std),
-        k_proj(cfg.d_model, cfg.kv_heads() * cfg.head_dim(), cfg.bias, rng, cfg.init_std),
-        v_proj(cfg.d_model, cfg.kv_heads() * cfg.head_dim(), cfg.bias, rng, cfg.init_std),
-        o_proj(cfg.n_heads * cfg.head_dim(), cfg.d_model, cfg.bias, rng, cfg.init_std) {}
+        q_proj(cfg.d_model, cfg.n_heads * cfg.head_dim(), cfg.bias, rng, cfg.init_std, backend),
+        k_proj(cfg.d_model, cfg.kv_heads() * cfg.head_dim(), cfg.bias, rng, cfg.init_std, backend),
+        v_proj(cfg.d_model, cfg.kv_heads() * cfg.head_dim(), cfg.bias, rng, cfg.init_std, backend),
+        o_proj(cfg.n_heads * cfg.head_dim(), cfg.d_model, cfg.bias, rng, cfg.init_std, backend),
+        backend_(backend) {}
 
   const AttentionConfig& config() const { return cfg_; }
 
   // x (B, T, C) -> (B, T, C)
-  Activation<T> forward(const Activation<T>& x, const AttentionMask& mask, Cache& cache) const {
+  Activation<B> forward(const Activation<B>& x, const AttentionMask& mask, Cache& cache) const {
+    B& be = backend_.get();
     const std::size_t b = x.shape()[0], t = x.shape()[1];
     const std::size_t hq = cfg_.n_heads, hkv = cfg_.kv_heads(), d = cfg_.head_dim();
     cache.in.x = x;
@@ -85,57 +89,54 @@ class MultiHeadAttention {
     cache.k = to_heads(k.data(), b, t, hkv, d);
     cache.v = to_heads(v.data(), b, t, hkv, d);
     cache.o.assign(b * hq * t * d, T(0));
-    cache.lse.assign(b * hq * t, T(0));
-    cpu::attention_forward<T>(cache.q.data(), cache.k.data(), cache.v.data(), cache.o.data(),
-                              cache.lse.data(), shape(b, t), options(cache));
+    cache.lse.assign(b * hq * t, 0);
+    be.attention_forward(cache.q.data(), cache.k.data(), cache.v.data(), cache.o.data(), cache.lse.data(),
+                         dims(b, t), settings(cache));
     return o_proj.forward(from_heads(cache.o.data(), b, t, hq, d), cache.out);
   }
 
   // Incremental decoding (inference only): x (B, Tn, C) are the new tokens at `positions`
   // (B*Tn); their keys and values are appended to the cache rows [length, length + Tn),
   // and they attend to every filled row (causally among themselves). Returns (B, Tn, C).
-  Activation<T> forward_cached(const Activation<T>& x, const std::int32_t* positions, KvView<T> kv) const {
+  Activation<B> forward_cached(const Activation<B>& x, const std::int32_t* positions, KvView<T> kv) const {
+    B& be = backend_.get();
     const std::size_t b = x.shape()[0], t = x.shape()[1];
     const std::size_t hq = cfg_.n_heads, hkv = cfg_.kv_heads(), d = cfg_.head_dim();
     RLXF_REQUIRE(kv.length + t <= kv.capacity, "KV cache full: ", kv.length, " + ", t,
                  " rows exceed its capacity of ", kv.capacity);
     const auto [q, k, v] = project(x, positions);
-    for (std::size_t bi = 0; bi < b; ++bi)
-      for (std::size_t ti = 0; ti < t; ++ti)
-        for (std::size_t hi = 0; hi < hkv; ++hi) {
-          const std::size_t src = ((bi * t + ti) * hkv + hi) * d;
-          const std::size_t dst = ((bi * hkv + hi) * kv.capacity + kv.length + ti) * d;
-          std::copy_n(k.data() + src, d, kv.k + dst);
-          std::copy_n(v.data() + src, d, kv.v + dst);
-        }
+    be.split_heads(k.data(), kv.k, b, t, hkv, d, kv.capacity, kv.length);
+    be.split_heads(v.data(), kv.v, b, t, hkv, d, kv.capacity, kv.length);
     const std::vector<T> qh = to_heads(q.data(), b, t, hq, d);
-    std::vector<T> o(qh.size()), lse(b * hq * t);
-    cpu::AttentionOptions opt;
-    opt.causal = cfg_.causal;
-    opt.key_mask = kv.key_mask;
-    cpu::attention_forward<T>(qh.data(), kv.k, kv.v, o.data(), lse.data(),
-                              {b, hq, hkv, t, kv.length + t, d, kv.capacity}, opt);
+    std::vector<T> o(qh.size());
+    std::vector<typename B::accum_type> lse(b * hq * t);
+    AttentionSettings s;
+    s.causal = cfg_.causal;
+    s.key_mask = kv.key_mask;
+    be.attention_forward(qh.data(), kv.k, kv.v, o.data(), lse.data(), {b, hq, hkv, t, kv.length + t, d, kv.capacity},
+                         s);
     return o_proj.apply(from_heads(o.data(), b, t, hq, d));
   }
 
-  Activation<T> backward(const Activation<T>& dy, const Cache& cache) {
+  Activation<B> backward(const Activation<B>& dy, const Cache& cache) {
+    B& be = backend_.get();
     const std::size_t b = cache.in.x.shape()[0], t = cache.in.x.shape()[1];
     const std::size_t hq = cfg_.n_heads, hkv = cfg_.kv_heads(), d = cfg_.head_dim();
-    const Activation<T> dattn = o_proj.backward(dy, cache.out);
+    const Activation<B> dattn = o_proj.backward(dy, cache.out);
     const std::vector<T> dout = to_heads(dattn.data(), b, t, hq, d);
     std::vector<T> dq(cache.q.size(), T(0)), dk(cache.k.size(), T(0)), dv(cache.v.size(), T(0));
-    cpu::attention_backward<T>(cache.q.data(), cache.k.data(), cache.v.data(), cache.o.data(),
-                               cache.lse.data(), dout.data(), dq.data(), dk.data(), dv.data(),
-                               shape(b, t), options(cache));
-    Activation<T> dq_tok = from_heads(dq.data(), b, t, hq, d);
-    Activation<T> dk_tok = from_heads(dk.data(), b, t, hkv, d);
+    be.attention_backward(cache.q.data(), cache.k.data(), cache.v.data(), cache.o.data(), cache.lse.data(),
+                          dout.data(), dq.data(), dk.data(), dv.data(), dims(b, t), settings(cache));
+    Activation<B> dq_tok = from_heads(dq.data(), b, t, hq, d);
+    Activation<B> dk_tok = from_heads(dk.data(), b, t, hkv, d);
     if (cfg_.rope) {
-      cpu::rope_backward<T>(dq_tok.data(), cache.positions.data(), b * t, hq, d, cfg_.rope_theta);
-      cpu::rope_backward<T>(dk_tok.data(), cache.positions.data(), b * t, hkv, d, cfg_.rope_theta);
+      const std::size_t bound = position_bound(cache.positions.data(), b * t);
+      be.rope(dq_tok.data(), cache.positions.data(), b * t, hq, d, cfg_.rope_theta, bound, true);
+      be.rope(dk_tok.data(), cache.positions.data(), b * t, hkv, d, cfg_.rope_theta, bound, true);
     }
-    Activation<T> dx = q_proj.backward(dq_tok, cache.in);
-    dx += k_proj.backward(dk_tok, cache.in);
-    dx += v_proj.backward(from_heads(dv.data(), b, t, hkv, d), cache.in);
+    Activation<B> dx = q_proj.backward(dq_tok, cache.in);
+    be.add(k_proj.backward(dk_tok, cache.in).data(), dx.data(), dx.size());
+    be.add(v_proj.backward(from_heads(dv.data(), b, t, hkv, d), cache.in).data(), dx.data(), dx.size());
     return dx;
   }
 
@@ -156,26 +157,34 @@ class MultiHeadAttention {
     return c;
   }
   struct Projected {
-    Activation<T> q, k, v;  // (B, T, H*D) token-major; q and k rotated when RoPE is on
+    Activation<B> q, k, v;  // (B, T, H*D) token-major; q and k rotated when RoPE is on
   };
   // The q, k, v projections of x (B, T, C), with RoPE at `positions` (B*T; unused without RoPE).
-  Projected project(const Activation<T>& x, const std::int32_t* positions) const {
+  Projected project(const Activation<B>& x, const std::int32_t* positions) const {
     const std::size_t n = x.shape()[0] * x.shape()[1], d = cfg_.head_dim();
     Projected p{q_proj.apply(x), k_proj.apply(x), v_proj.apply(x)};
     if (cfg_.rope) {
-      cpu::rope_forward<T>(p.q.data(), positions, n, cfg_.n_heads, d, cfg_.rope_theta);
-      cpu::rope_forward<T>(p.k.data(), positions, n, cfg_.kv_heads(), d, cfg_.rope_theta);
+      B& be = backend_.get();
+      const std::size_t bound = position_bound(positions, n);
+      be.rope(p.q.data(), positions, n, cfg_.n_heads, d, cfg_.rope_theta, bound, false);
+      be.rope(p.k.data(), positions, n, cfg_.kv_heads(), d, cfg_.rope_theta, bound, false);
     }
     return p;
   }
-  cpu::AttentionShape shape(std::size_t b, std::size_t t) const {
-    return {b, cfg_.n_heads, cfg_.kv_heads(), t, t, cfg_.head_dim()};
+  // One more than the largest position (host memory): the rotation tables' extent.
+  static std::size_t position_bound(const std::int32_t* positions, std::size_t n) {
+    std::int32_t top = 0;
+    for (std::size_t i = 0; i < n; ++i) top = std::max(top, positions[i]);
+    return static_cast<std::size_t>(top) + 1;
   }
-  cpu::AttentionOptions options(const Cache& cache) const {
-    cpu::AttentionOptions o;
-    o.causal = cfg_.causal;
-    o.key_mask = cache.key_mask.empty() ? nullptr : cache.key_mask.data();
-    return o;
+  AttentionDims dims(std::size_t b, std::size_t t) const {
+    return {b, cfg_.n_heads, cfg_.kv_heads(), t, t, cfg_.head_dim(), 0};
+  }
+  AttentionSettings settings(const Cache& cache) const {
+    AttentionSettings s;
+    s.causal = cfg_.causal;
+    s.key_mask = cache.key_mask.empty() ? nullptr : cache.key_mask.data();
+    return s;
   }
   static std::vector<std::int32_t> positions_of(const AttentionMask& mask, std::size_t b, std::size_t t) {
     if (mask.positions) {
@@ -187,27 +196,27 @@ class MultiHeadAttention {
     return pos;
   }
   // (B, T, H*D) token-major -> (B, H, T, D) head-major, and back.
-  static std::vector<T> to_heads(const T* x, std::size_t b, std::size_t t, std::size_t h, std::size_t d) {
+  std::vector<T> to_heads(const T* x, std::size_t b, std::size_t t, std::size_t h, std::size_t d) const {
     std::vector<T> y(b * h * t * d);
-    for (std::size_t bi = 0; bi < b; ++bi)
-      for (std::size_t ti = 0; ti < t; ++ti)
-        for (std::size_t hi = 0; hi < h; ++hi)
-          std::copy_n(x + ((bi * t + ti) * h + hi) * d, d, y.data() + ((bi * h + hi) * t + ti) * d);
+    backend_.get().split_heads(x, y.data(), b, t, h, d, t, 0);
     return y;
   }
-  static Activation<T> from_heads(const T* x, std::size_t b, std::size_t t, std::size_t h, std::size_t d) {
-    Activation<T> y({b, t, h * d});
-    for (std::size_t bi = 0; bi < b; ++bi)
-      for (std::size_t hi = 0; hi < h; ++hi)
-        for (std::size_t ti = 0; ti < t; ++ti)
-          std::copy_n(x + ((bi * h + hi) * t + ti) * d, d, y.data() + ((bi * t + ti) * h + hi) * d);
+  Activation<B> from_heads(const T* x, std::size_t b, std::size_t t, std::size_t h, std::size_t d) const {
+    Activation<B> y({b, t, h * d});
+    backend_.get().merge_heads(x, y.data(), b, t, h, d);
     return y;
   }
 
   AttentionConfig cfg_;
 
  public:
-  Linear<T> q_proj, k_proj, v_proj, o_proj;
+  BasicLinear<B> q_proj, k_proj, v_proj, o_proj;
+
+ private:
+  BackendRef<B> backend_;
 };
+
+template <class X>
+using MultiHeadAttention = BasicMultiHeadAttention<backend_for_t<X>>;
 
 }  // namespace rlxf::nn

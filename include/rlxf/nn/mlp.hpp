@@ -6,7 +6,7 @@
 
 #include "rlxf/core/parameter.hpp"
 #include "rlxf/core/rng.hpp"
-#include "rlxf/cpu/activations.hpp"
+#include "rlxf/nn/backend.hpp"
 #include "rlxf/nn/linear.hpp"
 
 namespace rlxf::nn {
@@ -25,52 +25,58 @@ struct MlpConfig {
   double init_std = 0.02;
 };
 
-template <class T>
-class Mlp {
+template <class B>
+class BasicMlp {
  public:
+  using T = typename B::value_type;
   struct Cache {
-    typename Linear<T>::Cache in;   // x, shared by fc / gate / up
-    Activation<T> pre;              // GELU: fc(x); SwiGLU: gate(x)
-    Activation<T> up;               // SwiGLU: up(x)
-    typename Linear<T>::Cache out;  // the activation fed to proj / down
+    typename BasicLinear<B>::Cache in;   // x, shared by fc / gate / up
+    Activation<B> pre;                   // GELU: fc(x); SwiGLU: gate(x)
+    Activation<B> up;                    // SwiGLU: up(x)
+    typename BasicLinear<B>::Cache out;  // the activation fed to proj / down
   };
 
-  Mlp(const MlpConfig& cfg, Rng& rng)
+  BasicMlp(const MlpConfig& cfg, Rng& rng, BackendRef<B> backend = {})
       : cfg_(cfg),
-        fc(cfg.d_model, cfg.d_hidden, cfg.bias, rng, cfg.init_std),
-        up(cfg.kind == MlpKind::swiglu ? std::optional<Linear<T>>(std::in_place, cfg.d_model, cfg.d_hidden, cfg.bias, rng, cfg.init_std)
-                                       : std::nullopt),
-        proj(cfg.d_hidden, cfg.d_model, cfg.bias, rng, cfg.init_std) {}
+        fc(cfg.d_model, cfg.d_hidden, cfg.bias, rng, cfg.init_std, backend),
+        up(cfg.kind == MlpKind::swiglu
+               ? std::optional<BasicLinear<B>>(std::in_place, cfg.d_model, cfg.d_hidden, cfg.bias, rng, cfg.init_std,
+                                               backend)
+               : std::nullopt),
+        proj(cfg.d_hidden, cfg.d_model, cfg.bias, rng, cfg.init_std, backend),
+        backend_(backend) {}
 
   const MlpConfig& config() const { return cfg_; }
 
   // x (B, T, C) -> (B, T, C)
-  Activation<T> forward(const Activation<T>& x, Cache& cache) const {
+  Activation<B> forward(const Activation<B>& x, Cache& cache) const {
+    B& b = backend_.get();
     cache.in.x = x;
     cache.pre = fc.apply(x);
-    Activation<T> act(cache.pre.shape());
+    Activation<B> act(cache.pre.shape());
     const std::size_t n = act.size();
     if (cfg_.kind == MlpKind::swiglu) {
       cache.up = up->apply(x);
-      cpu::swiglu_forward<T>(cache.pre.data(), cache.up.data(), act.data(), n);
+      b.swiglu_forward(cache.pre.data(), cache.up.data(), act.data(), n);
     } else {
-      cpu::gelu_forward<T>(cache.pre.data(), act.data(), n, gelu_form());
+      b.gelu_forward(cache.pre.data(), act.data(), n, gelu_form());
     }
     return proj.forward(act, cache.out);
   }
 
-  Activation<T> backward(const Activation<T>& dy, const Cache& cache) {
-    const Activation<T> dact = proj.backward(dy, cache.out);
-    Activation<T> dpre = zeros<T, 3>(cache.pre.shape());
+  Activation<B> backward(const Activation<B>& dy, const Cache& cache) {
+    B& b = backend_.get();
+    const Activation<B> dact = proj.backward(dy, cache.out);
+    Activation<B> dpre = zeros<T, 3>(cache.pre.shape());
     const std::size_t n = dpre.size();
     if (cfg_.kind == MlpKind::swiglu) {
-      Activation<T> dup = zeros<T, 3>(cache.up.shape());
-      cpu::swiglu_backward<T>(cache.pre.data(), cache.up.data(), dact.data(), dpre.data(), dup.data(), n);
-      Activation<T> dx = fc.backward(dpre, cache.in);
-      dx += up->backward(dup, cache.in);
+      Activation<B> dup = zeros<T, 3>(cache.up.shape());
+      b.swiglu_backward(cache.pre.data(), cache.up.data(), dact.data(), dpre.data(), dup.data(), n);
+      Activation<B> dx = fc.backward(dpre, cache.in);
+      b.add(up->backward(dup, cache.in).data(), dx.data(), dx.size());
       return dx;
     }
-    cpu::gelu_backward<T>(cache.pre.data(), dact.data(), dpre.data(), n, gelu_form());
+    b.gelu_backward(cache.pre.data(), dact.data(), dpre.data(), n, gelu_form());
     return fc.backward(dpre, cache.in);
   }
 
@@ -87,15 +93,19 @@ class Mlp {
   }
 
  private:
-  cpu::GeluForm gelu_form() const {
-    return cfg_.kind == MlpKind::gelu_exact ? cpu::GeluForm::exact : cpu::GeluForm::tanh;
-  }
+  GeluForm gelu_form() const { return cfg_.kind == MlpKind::gelu_exact ? GeluForm::exact : GeluForm::tanh; }
   MlpConfig cfg_;
 
  public:
-  Linear<T> fc;                 // GELU: c_fc; SwiGLU: gate_proj
-  std::optional<Linear<T>> up;  // SwiGLU only: up_proj
-  Linear<T> proj;               // GELU: c_proj; SwiGLU: down_proj
+  BasicLinear<B> fc;                 // GELU: c_fc; SwiGLU: gate_proj
+  std::optional<BasicLinear<B>> up;  // SwiGLU only: up_proj
+  BasicLinear<B> proj;               // GELU: c_proj; SwiGLU: down_proj
+
+ private:
+  BackendRef<B> backend_;
 };
+
+template <class X>
+using Mlp = BasicMlp<backend_for_t<X>>;
 
 }  // namespace rlxf::nn

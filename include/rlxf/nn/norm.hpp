@@ -7,45 +7,44 @@
 
 #include "rlxf/core/parameter.hpp"
 #include "rlxf/core/tensor.hpp"
-#include "rlxf/cpu/layernorm.hpp"
-#include "rlxf/cpu/rmsnorm.hpp"
-#include "rlxf/nn/linear.hpp"
+#include "rlxf/nn/backend.hpp"
 
 namespace rlxf::nn {
 
-template <class T>
-class LayerNorm {
+template <class B>
+class BasicLayerNorm {
  public:
+  using T = typename B::value_type;
   struct Cache {
-    Activation<T> x;
-    Tensor<T, 1> mean, rstd;  // (B*T)
+    Activation<B> x;
+    Tensor<typename B::accum_type, 1> mean, rstd;  // (B*T)
   };
 
   // gamma = 1, beta = 0; eps 1e-5 (GPT-2; BERT uses 1e-12).
-  explicit LayerNorm(std::size_t dim, double eps = 1e-5, bool with_bias = true)
-      : weight({dim}), bias(with_bias ? Parameter<T>({dim}) : Parameter<T>()), eps_(eps) {
+  explicit BasicLayerNorm(std::size_t dim, double eps = 1e-5, bool with_bias = true, BackendRef<B> backend = {})
+      : weight({dim}), bias(with_bias ? Parameter<T>({dim}) : Parameter<T>()), eps_(eps), backend_(backend) {
     RLXF_REQUIRE(dim > 0 && eps > 0, "LayerNorm needs dim > 0 and eps > 0");
     weight.value.fill(T(1));
   }
 
   // x (B, T, C) -> (B, T, C)
-  Activation<T> forward(const Activation<T>& x, Cache& cache) const {
+  Activation<B> forward(const Activation<B>& x, Cache& cache) const {
     const auto [n, c] = rows_of(x);
     cache.x = x;
-    cache.mean = zeros<T, 1>({n});
-    cache.rstd = zeros<T, 1>({n});
-    Activation<T> y(x.shape());
-    cpu::layernorm_forward<T>(x.data(), weight.value.data(), bias_data(), y.data(),
-                              cache.mean.data(), cache.rstd.data(), n, c, static_cast<T>(eps_));
+    cache.mean = zeros<typename B::accum_type, 1>({n});
+    cache.rstd = zeros<typename B::accum_type, 1>({n});
+    Activation<B> y(x.shape());
+    backend_.get().layernorm_forward(x.data(), weight.value.data(), bias_data(), y.data(), cache.mean.data(),
+                                     cache.rstd.data(), n, c, eps_);
     return y;
   }
-  Activation<T> backward(const Activation<T>& dy, const Cache& cache) {
+  Activation<B> backward(const Activation<B>& dy, const Cache& cache) {
     const auto [n, c] = rows_of(cache.x);
     require_shape(dy, {cache.x.shape()[0], cache.x.shape()[1], c}, "LayerNorm::backward dy");
-    Activation<T> dx = zeros<T, 3>({cache.x.shape()[0], cache.x.shape()[1], c});
-    cpu::layernorm_backward<T>(dy.data(), cache.x.data(), weight.value.data(), cache.mean.data(),
-                               cache.rstd.data(), dx.data(), weight.grad.data(),
-                               bias.size() ? bias.grad.data() : nullptr, n, c);
+    Activation<B> dx = zeros<T, 3>({cache.x.shape()[0], cache.x.shape()[1], c});
+    backend_.get().layernorm_backward(dy.data(), cache.x.data(), weight.value.data(), cache.mean.data(),
+                                      cache.rstd.data(), dx.data(), weight.grad.data(),
+                                      bias.size() ? bias.grad.data() : nullptr, n, c);
     return dx;
   }
   void collect(ParameterList<T>& out, const std::string& prefix) {
@@ -58,45 +57,47 @@ class LayerNorm {
 
  private:
   const T* bias_data() const { return bias.size() ? bias.value.data() : nullptr; }
-  std::pair<std::size_t, std::size_t> rows_of(const Activation<T>& x) const {
+  std::pair<std::size_t, std::size_t> rows_of(const Activation<B>& x) const {
     const std::size_t c = x.shape()[2];
     if (c != weight.size()) fail("LayerNorm: input has ", c, " channels, the layer takes ", weight.size());
     return {x.shape()[0] * x.shape()[1], c};
   }
   double eps_;
+  BackendRef<B> backend_;
 };
 
-template <class T>
-class RMSNorm {
+template <class B>
+class BasicRMSNorm {
  public:
+  using T = typename B::value_type;
   struct Cache {
-    Activation<T> x;
-    Tensor<T, 1> rstd;  // (B*T)
+    Activation<B> x;
+    Tensor<typename B::accum_type, 1> rstd;  // (B*T)
   };
 
   // gamma = 1; eps 1e-6 (LLaMA's rms_norm_eps is 1e-6 or 1e-5 by release).
-  explicit RMSNorm(std::size_t dim, double eps = 1e-6) : weight({dim}), eps_(eps) {
+  explicit BasicRMSNorm(std::size_t dim, double eps = 1e-6, BackendRef<B> backend = {})
+      : weight({dim}), eps_(eps), backend_(backend) {
     RLXF_REQUIRE(dim > 0 && eps > 0, "RMSNorm needs dim > 0 and eps > 0");
     weight.value.fill(T(1));
   }
 
   // x (B, T, C) -> (B, T, C)
-  Activation<T> forward(const Activation<T>& x, Cache& cache) const {
+  Activation<B> forward(const Activation<B>& x, Cache& cache) const {
     const std::size_t c = x.shape()[2], n = x.shape()[0] * x.shape()[1];
     if (c != weight.size()) fail("RMSNorm: input has ", c, " channels, the layer takes ", weight.size());
     cache.x = x;
-    cache.rstd = zeros<T, 1>({n});
-    Activation<T> y(x.shape());
-    cpu::rmsnorm_forward<T>(x.data(), weight.value.data(), y.data(), cache.rstd.data(), n, c,
-                            static_cast<T>(eps_));
+    cache.rstd = zeros<typename B::accum_type, 1>({n});
+    Activation<B> y(x.shape());
+    backend_.get().rmsnorm_forward(x.data(), weight.value.data(), y.data(), cache.rstd.data(), n, c, eps_);
     return y;
   }
-  Activation<T> backward(const Activation<T>& dy, const Cache& cache) {
+  Activation<B> backward(const Activation<B>& dy, const Cache& cache) {
     const std::size_t c = cache.x.shape()[2], n = cache.x.shape()[0] * cache.x.shape()[1];
     require_shape(dy, {cache.x.shape()[0], cache.x.shape()[1], c}, "RMSNorm::backward dy");
-    Activation<T> dx = zeros<T, 3>({cache.x.shape()[0], cache.x.shape()[1], c});
-    cpu::rmsnorm_backward<T>(dy.data(), cache.x.data(), weight.value.data(), cache.rstd.data(),
-                             dx.data(), weight.grad.data(), n, c);
+    Activation<B> dx = zeros<T, 3>({cache.x.shape()[0], cache.x.shape()[1], c});
+    backend_.get().rmsnorm_backward(dy.data(), cache.x.data(), weight.value.data(), cache.rstd.data(), dx.data(),
+                                    weight.grad.data(), n, c);
     return dx;
   }
   void collect(ParameterList<T>& out, const std::string& prefix) {
@@ -107,22 +108,25 @@ class RMSNorm {
 
  private:
   double eps_;
+  BackendRef<B> backend_;
 };
 
 enum class NormKind { layer_norm, rms_norm };
 
 // LayerNorm or RMSNorm, picked by `kind`.
-template <class T>
-class Norm {
+template <class B>
+class BasicNorm {
  public:
-  using Cache = std::variant<typename LayerNorm<T>::Cache, typename RMSNorm<T>::Cache>;
+  using T = typename B::value_type;
+  using Cache = std::variant<typename BasicLayerNorm<B>::Cache, typename BasicRMSNorm<B>::Cache>;
 
-  Norm(NormKind kind, std::size_t dim, double eps)
-      : layer_(kind == NormKind::layer_norm ? Layer(LayerNorm<T>(dim, eps)) : Layer(RMSNorm<T>(dim, eps))) {}
+  BasicNorm(NormKind kind, std::size_t dim, double eps, BackendRef<B> backend = {})
+      : layer_(kind == NormKind::layer_norm ? Layer(BasicLayerNorm<B>(dim, eps, true, backend))
+                                            : Layer(BasicRMSNorm<B>(dim, eps, backend))) {}
 
   NormKind kind() const { return layer_.index() == 0 ? NormKind::layer_norm : NormKind::rms_norm; }
 
-  Activation<T> forward(const Activation<T>& x, Cache& cache) const {
+  Activation<B> forward(const Activation<B>& x, Cache& cache) const {
     return std::visit(
         [&](const auto& layer) {
           using C = typename std::decay_t<decltype(layer)>::Cache;
@@ -130,7 +134,7 @@ class Norm {
         },
         layer_);
   }
-  Activation<T> backward(const Activation<T>& dy, const Cache& cache) {
+  Activation<B> backward(const Activation<B>& dy, const Cache& cache) {
     return std::visit(
         [&](auto& layer) {
           using C = typename std::decay_t<decltype(layer)>::Cache;
@@ -143,8 +147,15 @@ class Norm {
   }
 
  private:
-  using Layer = std::variant<LayerNorm<T>, RMSNorm<T>>;
+  using Layer = std::variant<BasicLayerNorm<B>, BasicRMSNorm<B>>;
   Layer layer_;
 };
+
+template <class X>
+using LayerNorm = BasicLayerNorm<backend_for_t<X>>;
+template <class X>
+using RMSNorm = BasicRMSNorm<backend_for_t<X>>;
+template <class X>
+using Norm = BasicNorm<backend_for_t<X>>;
 
 }  // namespace rlxf::nn

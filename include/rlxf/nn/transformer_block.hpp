@@ -20,54 +20,56 @@ struct BlockConfig {
   NormPosition norm_position = NormPosition::pre;
 };
 
-template <class T>
-class TransformerBlock {
+template <class B>
+class BasicTransformerBlock {
  public:
+  using T = typename B::value_type;
   struct Cache {
-    typename Norm<T>::Cache norm1, norm2;
-    typename MultiHeadAttention<T>::Cache attn;
-    typename Mlp<T>::Cache mlp;
+    typename BasicNorm<B>::Cache norm1, norm2;
+    typename BasicMultiHeadAttention<B>::Cache attn;
+    typename BasicMlp<B>::Cache mlp;
   };
 
-  TransformerBlock(const BlockConfig& cfg, Rng& rng)
+  BasicTransformerBlock(const BlockConfig& cfg, Rng& rng, BackendRef<B> backend = {})
       : cfg_(validated(cfg)),
-        norm1(cfg.norm, cfg.attention.d_model, cfg.norm_eps),
-        attn(cfg.attention, rng),
-        norm2(cfg.norm, cfg.attention.d_model, cfg.norm_eps),
-        mlp(cfg.mlp, rng) {}
+        norm1(cfg.norm, cfg.attention.d_model, cfg.norm_eps, backend),
+        attn(cfg.attention, rng, backend),
+        norm2(cfg.norm, cfg.attention.d_model, cfg.norm_eps, backend),
+        mlp(cfg.mlp, rng, backend),
+        backend_(backend) {}
 
   const BlockConfig& config() const { return cfg_; }
 
   // x (B, T, C) -> (B, T, C)
-  Activation<T> forward(const Activation<T>& x, const AttentionMask& mask, Cache& cache) const {
+  Activation<B> forward(const Activation<B>& x, const AttentionMask& mask, Cache& cache) const {
     if (cfg_.norm_position == NormPosition::pre) {
-      Activation<T> h = x + attn.forward(norm1.forward(x, cache.norm1), mask, cache.attn);
-      return h + mlp.forward(norm2.forward(h, cache.norm2), cache.mlp);
+      Activation<B> h = residual(x, attn.forward(norm1.forward(x, cache.norm1), mask, cache.attn));
+      return residual(h, mlp.forward(norm2.forward(h, cache.norm2), cache.mlp));
     }
-    const Activation<T> h = norm1.forward(x + attn.forward(x, mask, cache.attn), cache.norm1);
-    return norm2.forward(h + mlp.forward(h, cache.mlp), cache.norm2);
+    const Activation<B> h = norm1.forward(residual(x, attn.forward(x, mask, cache.attn)), cache.norm1);
+    return norm2.forward(residual(h, mlp.forward(h, cache.mlp)), cache.norm2);
   }
 
   // Incremental decoding (inference only): see MultiHeadAttention::forward_cached.
-  Activation<T> forward_cached(const Activation<T>& x, const std::int32_t* positions, KvView<T> kv) const {
+  Activation<B> forward_cached(const Activation<B>& x, const std::int32_t* positions, KvView<T> kv) const {
     Cache scratch;
     if (cfg_.norm_position == NormPosition::pre) {
-      Activation<T> h = x + attn.forward_cached(norm1.forward(x, scratch.norm1), positions, kv);
-      return h + mlp.forward(norm2.forward(h, scratch.norm2), scratch.mlp);
+      Activation<B> h = residual(x, attn.forward_cached(norm1.forward(x, scratch.norm1), positions, kv));
+      return residual(h, mlp.forward(norm2.forward(h, scratch.norm2), scratch.mlp));
     }
-    const Activation<T> h = norm1.forward(x + attn.forward_cached(x, positions, kv), scratch.norm1);
-    return norm2.forward(h + mlp.forward(h, scratch.mlp), scratch.norm2);
+    const Activation<B> h = norm1.forward(residual(x, attn.forward_cached(x, positions, kv)), scratch.norm1);
+    return norm2.forward(residual(h, mlp.forward(h, scratch.mlp)), scratch.norm2);
   }
 
-  Activation<T> backward(const Activation<T>& dy, const Cache& cache) {
+  Activation<B> backward(const Activation<B>& dy, const Cache& cache) {
     if (cfg_.norm_position == NormPosition::pre) {
-      Activation<T> dh = dy + norm2.backward(mlp.backward(dy, cache.mlp), cache.norm2);
-      return dh + norm1.backward(attn.backward(dh, cache.attn), cache.norm1);
+      Activation<B> dh = residual(dy, norm2.backward(mlp.backward(dy, cache.mlp), cache.norm2));
+      return residual(dh, norm1.backward(attn.backward(dh, cache.attn), cache.norm1));
     }
-    const Activation<T> dsum2 = norm2.backward(dy, cache.norm2);  // gradient at h + mlp(h)
-    const Activation<T> dh = dsum2 + mlp.backward(dsum2, cache.mlp);
-    const Activation<T> dsum1 = norm1.backward(dh, cache.norm1);  // gradient at x + attn(x)
-    return dsum1 + attn.backward(dsum1, cache.attn);
+    const Activation<B> dsum2 = norm2.backward(dy, cache.norm2);  // gradient at h + mlp(h)
+    const Activation<B> dh = residual(dsum2, mlp.backward(dsum2, cache.mlp));
+    const Activation<B> dsum1 = norm1.backward(dh, cache.norm1);  // gradient at x + attn(x)
+    return residual(dsum1, attn.backward(dsum1, cache.attn));
   }
 
   // Names follow LLaMA: input_layernorm, self_attn, post_attention_layernorm, mlp.
@@ -84,13 +86,24 @@ class TransformerBlock {
                  ") and mlp.d_model (", c.mlp.d_model, ") differ");
     return c;
   }
+  // a + b, in b's storage.
+  Activation<B> residual(const Activation<B>& a, Activation<B> b) const {
+    backend_.get().add(a.data(), b.data(), b.size());
+    return b;
+  }
   BlockConfig cfg_;
 
  public:
-  Norm<T> norm1;
-  MultiHeadAttention<T> attn;
-  Norm<T> norm2;
-  Mlp<T> mlp;
+  BasicNorm<B> norm1;
+  BasicMultiHeadAttention<B> attn;
+  BasicNorm<B> norm2;
+  BasicMlp<B> mlp;
+
+ private:
+  BackendRef<B> backend_;
 };
+
+template <class X>
+using TransformerBlock = BasicTransformerBlock<backend_for_t<X>>;
 
 }  // namespace rlxf::nn

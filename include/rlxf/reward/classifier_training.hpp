@@ -44,8 +44,8 @@ struct ClassifierTrainResult {
 };
 
 // The MET logit z1 - z0 of each sequence, in batches of `batch_size`.
-template <class T>
-std::vector<double> met_logits(const model::SequenceClassifier<T>& model,
+template <class B, class T = typename B::value_type>
+std::vector<double> met_logits(const model::BasicSequenceClassifier<B>& model,
                                std::span<const std::vector<std::int32_t>* const> sequences,
                                std::size_t batch_size = 256) {
   RLXF_REQUIRE(model.classes() == 2, "met_logits: the classifier has ", model.classes(),
@@ -54,7 +54,7 @@ std::vector<double> met_logits(const model::SequenceClassifier<T>& model,
   for (std::size_t lo = 0; lo < sequences.size(); lo += batch_size) {
     const std::size_t hi = std::min(sequences.size(), lo + batch_size);
     const TokenBatch b = pad_batch(sequences.subspan(lo, hi - lo));
-    typename model::SequenceClassifier<T>::Cache cache;
+    typename model::BasicSequenceClassifier<B>::Cache cache;
     const auto logits = model.forward(b.ids, nullptr, &b.mask, cache);
     for (std::size_t i = lo; i < hi; ++i)
       z[i] = static_cast<double>(logits(i - lo, 0, 1)) - static_cast<double>(logits(i - lo, 0, 0));
@@ -62,8 +62,8 @@ std::vector<double> met_logits(const model::SequenceClassifier<T>& model,
   return z;
 }
 
-template <class T>
-std::vector<double> met_logits(const model::SequenceClassifier<T>& model,
+template <class B, class T = typename B::value_type>
+std::vector<double> met_logits(const model::BasicSequenceClassifier<B>& model,
                                std::span<const LabelledSequence> examples, std::size_t batch_size = 256) {
   std::vector<const std::vector<std::int32_t>*> seqs;
   seqs.reserve(examples.size());
@@ -77,8 +77,8 @@ inline std::vector<double> met_probabilities(std::span<const double> logits, dou
   return apply_temperature(logits, temperature);
 }
 
-template <class T>
-ClassifierTrainResult train_classifier(model::SequenceClassifier<T>& model,
+template <class B, class T = typename B::value_type>
+ClassifierTrainResult train_classifier(model::BasicSequenceClassifier<B>& model,
                                        std::span<const LabelledSequence> train,
                                        std::span<const LabelledSequence> validation,
                                        const ClassifierTrainConfig& cfg = {},
@@ -102,7 +102,7 @@ ClassifierTrainResult train_classifier(model::SequenceClassifier<T>& model,
       y.push_back(train[i].label);
     }
     const TokenBatch b = pad_batch(std::span<const std::vector<std::int32_t>* const>(seqs));
-    typename model::SequenceClassifier<T>::Cache cache;
+    typename model::BasicSequenceClassifier<B>::Cache cache;
     const auto logits = model.forward(b.ids, nullptr, &b.mask, cache);
     auto dlogits = zeros<T, 3>({batch.size(), 1, 2});
     const double loss = weighted_cross_entropy<T>(

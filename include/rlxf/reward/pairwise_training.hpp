@@ -37,8 +37,8 @@ struct PairwiseTrainConfig {
 };
 
 // The scalar reward of each sequence, in batches of `batch_size`.
-template <class T>
-std::vector<double> scalar_rewards(const model::SequenceClassifier<T>& model,
+template <class B, class T = typename B::value_type>
+std::vector<double> scalar_rewards(const model::BasicSequenceClassifier<B>& model,
                                    std::span<const std::vector<std::int32_t>* const> sequences,
                                    std::size_t batch_size = 256) {
   RLXF_REQUIRE(model.classes() == 1, "scalar_rewards: the model has ", model.classes(),
@@ -47,7 +47,7 @@ std::vector<double> scalar_rewards(const model::SequenceClassifier<T>& model,
   for (std::size_t lo = 0; lo < sequences.size(); lo += batch_size) {
     const std::size_t hi = std::min(sequences.size(), lo + batch_size);
     const TokenBatch b = pad_batch(sequences.subspan(lo, hi - lo));
-    typename model::SequenceClassifier<T>::Cache cache;
+    typename model::BasicSequenceClassifier<B>::Cache cache;
     const auto out = model.forward(b.ids, nullptr, &b.mask, cache);
     for (std::size_t i = lo; i < hi; ++i)
       r[i] = static_cast<double>(out(i - lo, 0, 0));
@@ -55,8 +55,8 @@ std::vector<double> scalar_rewards(const model::SequenceClassifier<T>& model,
   return r;
 }
 
-template <class T>
-TrainReport train_pairwise(model::SequenceClassifier<T>& model, std::span<const PreferencePair> train,
+template <class B, class T = typename B::value_type>
+TrainReport train_pairwise(model::BasicSequenceClassifier<B>& model, std::span<const PreferencePair> train,
                            std::span<const PreferencePair> validation,
                            const PairwiseTrainConfig& cfg = {}, const ProgressFn& progress = {}) {
   RLXF_REQUIRE(model.classes() == 1, "train_pairwise: the model has ", model.classes(),
@@ -75,7 +75,7 @@ TrainReport train_pairwise(model::SequenceClassifier<T>& model, std::span<const 
       margin[k] = static_cast<T>(train[batch[k]].margin);
     }
     const TokenBatch b = pad_batch(std::span<const std::vector<std::int32_t>* const>(seqs));
-    typename model::SequenceClassifier<T>::Cache cache;
+    typename model::BasicSequenceClassifier<B>::Cache cache;
     const auto out = model.forward(b.ids, nullptr, &b.mask, cache);
     auto dout = zeros<T, 3>({2 * p, 1, 1});
     const std::span<const T> r(out.data(), 2 * p);
