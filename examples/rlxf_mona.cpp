@@ -268,12 +268,14 @@ int main(int argc, char** argv) try {
         algo, policy, rm,
         {.steps = cfg.steps, .prompts_per_step = per_step, .eval_every = cfg.eval_every,
          .checkpoint_every = cfg.checkpoint_every, .run_dir = run / algorithm, .seed = cfg.seed});
-    trainer.on_evaluate([&](std::size_t, algo::StepMetrics& m) {
-      const auto e = eval::evaluate_policy("tuned", policy, rm, monitor_prompts, gen, Rng(cfg.seed, 15), &sft_snapshot);
-      m.emplace_back("eval/reward", eval::summarize(e.rewards).mean);
-      m.emplace_back("eval/oracle", eval::summarize(oracle_scores(monitor_prompts, e.answers)).mean);
-      m.emplace_back("eval/kl", eval::summarize(e.kl).mean);
-    });
+    if (!monitor_prompts.empty())  // eval_during_training = 0: no evaluation while training
+      trainer.on_evaluate([&](std::size_t, algo::StepMetrics& m) {
+        const auto e =
+            eval::evaluate_policy("tuned", policy, rm, monitor_prompts, gen, Rng(cfg.seed, 15), &sft_snapshot);
+        m.emplace_back("eval/reward", eval::summarize(e.rewards).mean);
+        m.emplace_back("eval/oracle", eval::summarize(oracle_scores(monitor_prompts, e.answers)).mean);
+        m.emplace_back("eval/kl", eval::summarize(e.kl).mean);
+      });
     const std::size_t resumed = trainer.run(train_prompts);
     if (resumed > 0)
       std::printf("resumed from the checkpoint at step %zu\n", resumed);

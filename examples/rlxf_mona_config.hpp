@@ -72,7 +72,7 @@ struct Config {
   X(kl_target, Range::above(0, 1e6), "PPO: target KL (nats per answer) of the adaptive controller")             \
   X(kl_horizon, Range::above(0, 1e12), "PPO: horizon in episodes of the adaptive controller; > 0.2 x prompts_per_step") \
   X(eval_prompts, Range::closed(1, 1e5), "held-out prompts in the final evaluation")                            \
-  X(eval_during_training, Range::closed(0, 1e5), "held-out prompts in the evaluations during fine-tuning")
+  X(eval_during_training, Range::closed(0, 1e5), "held-out prompts in the evaluations during fine-tuning; 0 = none")
 
 inline nlohmann::json to_json(const Config& c) {
   nlohmann::json j;

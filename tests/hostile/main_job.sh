@@ -150,6 +150,14 @@ check "the first run completes (exit $rc)" test $rc -eq 0
 cp run/result.json result.first
 check "the run folder records the data file" grep -q '"fnv1a"' run/data.json
 
+# eval_during_training 0: no evaluation while fine-tuning (it once failed after the last step
+# on an empty prompt list).
+sed 's/"eval_during_training": 4/"eval_during_training": 0/' small.json >noeval.json
+timeout 300 "$mona" --config noeval.json --run noeval >/dev/null 2>noeval.err
+rc=$?
+check "eval_during_training 0 completes (exit $rc)" test $rc -eq 0
+check "... with no evaluation metrics during training" bash -c '! grep -q "eval/reward" noeval/ppo/metrics.jsonl'
+
 cp small.json other.json && sed -i 's/"steps": 4/"steps": 5/' other.json
 sum=$(md5sum <run/config.json)
 case_ "a different config on an existing folder" 2 "differs from this run's configuration" --config other.json --run run
