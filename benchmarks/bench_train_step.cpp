@@ -1,10 +1,13 @@
 // Training steps on the CPU, the "before" and "after" of the backend refactor (issue 12):
 //   sft_step_gpt2_small  a GPT-2-small-shaped policy (12 layers, 768 wide, vocab 50257), one
-//                        batch B = 4, T = 128: forward, token cross-entropy, backward, AdamW
+//                        batch B = 4, T = 128: forward, token cross-entropy, backward, AdamW;
+//                        /checkpointing:1 with activation checkpointing (Decoder::set_checkpointing)
 //   ppo_step_main_job    one algo::Ppo step of the main job's policy shape (96 wide, 2 layers,
 //                        4 heads, vocab ~300 here), 32 prompts x 32 sampled tokens, 4 PPO epochs
 //                        of minibatch 16, against a toy reward (fraction of 'e' in the answer)
-// Counters: tokens_per_s (trained tokens for SFT, sampled tokens for PPO).
+// Counters: tokens_per_s (trained tokens for SFT, sampled tokens for PPO); for SFT also
+// activation_MiB, what the forward keeps for the backward (Policy::Cache::bytes, logits
+// included) and block_activation_MiB, the part of it the blocks keep (what checkpointing cuts).
 #include <benchmark/benchmark.h>
 
 #include <algorithm>
@@ -29,9 +32,19 @@ void sft_step_gpt2_small(benchmark::State& state) {
   constexpr std::size_t B = 4, T = 128, vocab = 50257;
   Rng rng(1);
   model::Policy<float> policy(model::DecoderConfig::gpt2_small(), rng);
+  policy.decoder.set_checkpointing(state.range(0) != 0);
   model::SequenceBatch batch{zeros<std::int32_t, 2>({B, T}), zeros<std::uint8_t, 2>({B, T}), 1};
   for (auto& x : batch.tokens) x = static_cast<std::int32_t>(rng.next_below(vocab));
   batch.mask.fill(1);
+  {
+    typename model::Policy<float>::Cache cache;
+    policy.forward(batch, 1.0, false, cache);
+    std::size_t blocks = 0;
+    for (const auto& c : cache.decoder.blocks) blocks += c.bytes();
+    for (const auto& x : cache.decoder.block_inputs) blocks += nn::held_bytes(x);
+    state.counters["activation_MiB"] = static_cast<double>(cache.bytes()) / (1 << 20);
+    state.counters["block_activation_MiB"] = static_cast<double>(blocks) / (1 << 20);
+  }
   const auto params = policy.parameters(false);
   optim::AdamW<float> adamw(params, {.lr = 1e-4, .weight_decay = 0.0});
   for (auto _ : state) {
@@ -83,7 +96,7 @@ void ppo_step_main_job(benchmark::State& state) {
 }  // namespace
 
 // Wall-clock time: the work runs on OpenMP threads, so the main thread's CPU time says little.
-BENCHMARK(sft_step_gpt2_small)->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
+BENCHMARK(sft_step_gpt2_small)->ArgName("checkpointing")->Arg(0)->Arg(1)->Unit(benchmark::kMillisecond)->Iterations(3)->UseRealTime();
 BENCHMARK(ppo_step_main_job)->Unit(benchmark::kMillisecond)->Iterations(5)->UseRealTime();
 
 BENCHMARK_MAIN();

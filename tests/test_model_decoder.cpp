@@ -97,3 +97,40 @@ TEST_CASE("Decoder: padding on the left does not change the real tokens' logits"
       for (std::size_t v = 0; v < 11; ++v) CHECK(b(0, j + 2, v) == doctest::Approx(a(0, j, v)).epsilon(1e-12));
   }
 }
+
+TEST_CASE("Decoder: activation checkpointing gives the same gradients, bit for bit, and keeps fewer bytes") {
+  for (auto family : {model::DecoderFamily::gpt2, model::DecoderFamily::llama}) {
+    CAPTURE(static_cast<int>(family));
+    DecoderConfig cfg = tiny(family);
+    cfg.n_layers = 3;
+    Rng r1(5), r2(5);
+    Decoder<float> plain(cfg, r1), checkpointed(cfg, r2);
+    checkpointed.set_checkpointing(true);
+    CHECK(checkpointed.checkpointing());
+    const nn::Tokens ids = tokens(2, 6, 6);
+    const model::Mask mask = left_padded();
+    Rng draw(7);
+    nn::Activation<float> dlogits = zeros<float, 3>({2, 6, cfg.vocab_size});
+    draw.fill_normal(std::span<float>(dlogits.data(), dlogits.size()), 0.0, 1.0);
+    typename Decoder<float>::Cache c1, c2;
+    const auto l1 = plain.forward(ids, &mask, c1);
+    const auto l2 = checkpointed.forward(ids, &mask, c2);
+    REQUIRE(l1 == l2);
+    // The forward kept one (B, T, C) input a block (and the mask, for the recomputation) in
+    // place of each block's caches.
+    std::size_t block_bytes = 0;
+    for (const auto& b : c1.blocks) block_bytes += b.bytes();
+    const std::size_t inputs = cfg.n_layers * 2 * 6 * cfg.d_model * sizeof(float);
+    CHECK(c2.blocks.empty());
+    CHECK(c1.bytes() - c2.bytes() == block_bytes - inputs - mask.size());
+    CHECK(block_bytes > 8 * inputs);
+    plain.backward(dlogits, c1);
+    checkpointed.backward(dlogits, c2);
+    auto p1 = plain.parameters(), p2 = checkpointed.parameters();
+    REQUIRE(p1.size() == p2.size());
+    for (std::size_t i = 0; i < p1.size(); ++i) {
+      CAPTURE(p1[i].name);
+      CHECK(p1[i].param->grad == p2[i].param->grad);
+    }
+  }
+}

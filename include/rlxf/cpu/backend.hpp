@@ -118,16 +118,18 @@ class Backend {
 
   // ---- embeddings, bias, residuals, heads ----
 
+  // The elementwise ops below run on the calling thread: memory-bound loops that a parallel
+  // region (microseconds to wake the other threads) would slow down at the sizes of a step.
   void embedding_forward(const std::int32_t* ids, const T* table, T* out, std::size_t tokens, std::size_t dim,
                          bool accumulate) const {
-    parallel_for(tokens, [&](std::size_t i) {
+    for (std::size_t i = 0; i < tokens; ++i) {
       const T* row = table + static_cast<std::size_t>(ids[i]) * dim;
       T* o = out + i * dim;
       if (accumulate)
         for (std::size_t c = 0; c < dim; ++c) o[c] += row[c];
       else
         std::copy_n(row, dim, o);
-    }, min_parallel_tasks(dim));
+    }
   }
   // In token order, so each row's sum is the same whatever the thread count.
   void embedding_backward(const std::int32_t* ids, const T* dout, T* dtable, std::size_t tokens,
@@ -143,11 +145,11 @@ class Backend {
       for (std::size_t c = 0; c < cols; ++c) dbias[c] += dy[r * cols + c];
   }
   void add(const T* x, T* y, std::size_t n) const {
-    parallel_for(n, [&](std::size_t i) { y[i] += x[i]; }, min_parallel_tasks(1));
+    for (std::size_t i = 0; i < n; ++i) y[i] += x[i];
   }
   void scale(T* x, std::size_t n, double s) const {
     const auto f = static_cast<T>(s);
-    parallel_for(n, [&](std::size_t i) { x[i] *= f; }, min_parallel_tasks(1));
+    for (std::size_t i = 0; i < n; ++i) x[i] *= f;
   }
   // Blocks of a fixed size summed in double, then the block sums in order: the same bits for
   // any thread count.

@@ -72,6 +72,11 @@ class BasicPolicy {
     typename nn::BasicLinear<B>::Cache value;
     std::size_t prompt_width = 0;
     bool with_values = false;
+
+    // Bytes kept for the backward (the decoder's, the logits, the heads').
+    std::size_t bytes() const {
+      return decoder.bytes() + nn::held_bytes(logits, targets, logprob.lse) + value.bytes();
+    }
   };
 
   // The value head starts at zero (the OpenAI recipe). Algorithms without a critic (SFT, DPO,

@@ -60,6 +60,9 @@ class BasicMultiHeadAttention {
     typename BasicLinear<B>::Cache out;  // attention output (B, T, Hq*D) fed to o_proj
     std::vector<std::int32_t> positions;  // (B*T), when RoPE is on
     std::vector<std::uint8_t> key_mask;   // (B*T), empty when no padding mask was given
+    std::size_t bytes() const {
+      return in.bytes() + held_bytes(q, k, v, o, lse, positions, key_mask) + out.bytes();
+    }
   };
 
   BasicMultiHeadAttention(const AttentionConfig& cfg, Rng& rng, BackendRef<B> backend = {})

@@ -41,6 +41,13 @@ using backend_for_t = typename backend_for<X>::type;
 template <class X>
 using Activation = Tensor<typename backend_for_t<X>::value_type, 3>;
 
+// Bytes held by the given containers (tensors, vectors): what a layer's cache keeps for the
+// backward, as the caches' bytes() count it.
+template <class... Containers>
+std::size_t held_bytes(const Containers&... c) {
+  return ((c.size() * sizeof(typename Containers::value_type)) + ... + std::size_t{0});
+}
+
 // A layer's handle on its backend. The CPU backends hold no state, so a default handle
 // reaches one shared instance; a backend with state (a GPU's stream and workspace) is
 // handed to the model that uses it and must outlive it.

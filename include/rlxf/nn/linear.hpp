@@ -16,6 +16,7 @@ class BasicLinear {
   using T = typename B::value_type;
   struct Cache {
     Activation<B> x;  // (B, T, in)
+    std::size_t bytes() const { return held_bytes(x); }
   };
 
   // Weights drawn from N(0, init_std^2) (GPT-2 and BERT use 0.02), bias zero.

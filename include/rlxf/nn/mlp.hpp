@@ -34,6 +34,7 @@ class BasicMlp {
     Activation<B> pre;                   // GELU: fc(x); SwiGLU: gate(x)
     Activation<B> up;                    // SwiGLU: up(x)
     typename BasicLinear<B>::Cache out;  // the activation fed to proj / down
+    std::size_t bytes() const { return in.bytes() + held_bytes(pre, up) + out.bytes(); }
   };
 
   BasicMlp(const MlpConfig& cfg, Rng& rng, BackendRef<B> backend = {})

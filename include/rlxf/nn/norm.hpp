@@ -18,6 +18,7 @@ class BasicLayerNorm {
   struct Cache {
     Activation<B> x;
     Tensor<typename B::accum_type, 1> mean, rstd;  // (B*T)
+    std::size_t bytes() const { return held_bytes(x, mean, rstd); }
   };
 
   // gamma = 1, beta = 0; eps 1e-5 (GPT-2; BERT uses 1e-12).
@@ -73,6 +74,7 @@ class BasicRMSNorm {
   struct Cache {
     Activation<B> x;
     Tensor<typename B::accum_type, 1> rstd;  // (B*T)
+    std::size_t bytes() const { return held_bytes(x, rstd); }
   };
 
   // gamma = 1; eps 1e-6 (LLaMA's rms_norm_eps is 1e-6 or 1e-5 by release).
@@ -123,6 +125,11 @@ class BasicNorm {
   BasicNorm(NormKind kind, std::size_t dim, double eps, BackendRef<B> backend = {})
       : layer_(kind == NormKind::layer_norm ? Layer(BasicLayerNorm<B>(dim, eps, true, backend))
                                             : Layer(BasicRMSNorm<B>(dim, eps, backend))) {}
+
+  // Bytes the cache keeps for the backward.
+  static std::size_t bytes(const Cache& cache) {
+    return std::visit([](const auto& c) { return c.bytes(); }, cache);
+  }
 
   NormKind kind() const { return layer_.index() == 0 ? NormKind::layer_norm : NormKind::rms_norm; }
 

@@ -28,6 +28,9 @@ class BasicTransformerBlock {
     typename BasicNorm<B>::Cache norm1, norm2;
     typename BasicMultiHeadAttention<B>::Cache attn;
     typename BasicMlp<B>::Cache mlp;
+    std::size_t bytes() const {
+      return BasicNorm<B>::bytes(norm1) + BasicNorm<B>::bytes(norm2) + attn.bytes() + mlp.bytes();
+    }
   };
 
   BasicTransformerBlock(const BlockConfig& cfg, Rng& rng, BackendRef<B> backend = {})
