@@ -32,6 +32,9 @@
 #include <rlxf/rlxf.hpp>
 
 #include "rlxf_mona_config.hpp"
+#if defined(RLXF_MONA_WITH_CUDA)
+#include <rlxf/cuda/gpu.hpp>
+#endif
 
 using namespace rlxf;
 using namespace rlxf_mona;
@@ -86,6 +89,7 @@ int main(int argc, char** argv) try {
   const auto t0 = std::chrono::steady_clock::now();
   fs::path run = "runs/rlxf_mona";
   std::string algorithm = "ppo";
+  std::string device = "cpu";
   std::optional<fs::path> config_file;
   for (int i = 1; i < argc; ++i) {
     const std::string_view arg = argv[i];
@@ -93,17 +97,30 @@ int main(int argc, char** argv) try {
       std::fputs(usage().c_str(), stdout);
       return 0;
     }
-    if (arg != "--run" && arg != "--algorithm" && arg != "--config")
-      usage_error("unknown option '", arg, "' (expected --config, --run, --algorithm or --help)");
+    if (arg != "--run" && arg != "--algorithm" && arg != "--config" && arg != "--device")
+      usage_error("unknown option '", arg, "' (expected --config, --run, --algorithm, --device or --help)");
     if (i + 1 >= argc) usage_error("option ", arg, " needs a value (see --help)");
     const std::string v = argv[++i];
     if (v.empty()) usage_error("option ", arg, " needs a non-empty value");
     if (arg == "--run") run = v;
     else if (arg == "--algorithm") algorithm = v;
+    else if (arg == "--device") device = v;
     else config_file = v;
   }
   if (algorithm != "ppo" && algorithm != "dpo" && algorithm != "rs" && algorithm != "grpo" && algorithm != "rloo")
     usage_error("--algorithm must be ppo, dpo, rs, grpo or rloo, got '", algorithm, "'");
+  if (device != "cpu" && device != "cuda") usage_error("--device must be cpu or cuda, got '", printable(device), "'");
+  // The GPU is claimed before anything else, so a machine without one stops here, having
+  // written nothing.
+  if (device == "cuda") {
+    activity = "--device cuda";
+#if defined(RLXF_MONA_WITH_CUDA)
+    with_context("--device cuda", [] { rlxf::cuda::Gpu gpu(0); });
+    fail("--device cuda: the models do not run on the CUDA backend yet (issue 12 ports them); use --device cpu");
+#else
+    fail("--device cuda: this rlxf_mona was built without CUDA (RLXF_ENABLE_CUDA=OFF); use --device cpu");
+#endif
+  }
 
   // The whole configuration, the data file included, is checked before anything is written.
   activity = "reading the configuration";

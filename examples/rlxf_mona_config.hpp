@@ -145,13 +145,15 @@ inline std::string usage() {
   const Config d;
   const nlohmann::json defaults = to_json(d);
   std::string u =
-      "usage: rlxf_mona [--config FILE.json] [--run DIR] [--algorithm ppo|dpo|rs|grpo|rloo] [--help]\n"
+      "usage: rlxf_mona [--config FILE.json] [--run DIR] [--algorithm ppo|dpo|rs|grpo|rloo] [--device cpu|cuda]\n"
+      "                 [--help]\n"
       "\n"
       "The RLXF pipeline on a MONA export: tokenizer, SFT policy, reward model, fine-tuning, evaluation.\n"
       "\n"
       "  --config FILE   JSON object overriding any of the keys below (unknown keys are an error)\n"
       "  --run DIR       run folder, resumed where it stopped (default runs/rlxf_mona)\n"
       "  --algorithm A   ppo (default), dpo, rs (rejection sampling), grpo or rloo\n"
+      "  --device D      cpu (default) or cuda (a GPU; without a usable one it stops at once)\n"
       "  --help, -h      this text\n"
       "\n"
       "Configuration keys (default; allowed values):\n";

@@ -61,6 +61,12 @@ case_ "unknown option" 2 "unknown option '--bogus'" --bogus
 case_ "option without its value" 2 "option --run needs a value" --run
 case_ "empty option value" 2 "needs a non-empty value" --run ""
 case_ "unknown algorithm" 2 "--algorithm must be" --algorithm sarsa
+case_ "unknown device" 2 "--device must be cpu or cuda, got 'tpu'" --device tpu
+# --device cuda where the models cannot run there (no usable GPU, a build without CUDA, or, on
+# a GPU, the models not yet on the CUDA backend): status 1 at once, nothing written.
+case_ "--device cuda without a usable GPU" 1 "--device cuda: " --device cuda --config small.json --run devrun &&
+  check "... names why (no usable GPU, no CUDA, not yet)" grep -qE "no usable GPU|built without CUDA|do not run on the CUDA backend" err.txt
+check "... and writes no run folder" test ! -e devrun
 case_ "--run is a regular file" 2 "is not a folder" --run small.csv
 case_ "config file missing" 2 "missing.json" --config missing.json --run r
 case_ "config file is a folder" 2 "not a regular file" --config . --run r
