@@ -119,9 +119,9 @@ TEST_CASE("Decoder: activation checkpointing gives the same gradients, bit for b
     // The forward kept one (B, T, C) input a block (and the mask, for the recomputation) in
     // place of each block's caches.
     std::size_t block_bytes = 0;
-    for (const auto& b : c1.blocks) block_bytes += b.bytes();
+    for (const auto& b : c1.blocks.blocks) block_bytes += b.bytes();
     const std::size_t inputs = cfg.n_layers * 2 * 6 * cfg.d_model * sizeof(float);
-    CHECK(c2.blocks.empty());
+    CHECK(c2.blocks.blocks.empty());
     CHECK(c1.bytes() - c2.bytes() == block_bytes - inputs - mask.size());
     CHECK(block_bytes > 8 * inputs);
     plain.backward(dlogits, c1);

@@ -14,6 +14,7 @@
 #include "rlxf/core/rng.hpp"
 #include "rlxf/core/tensor.hpp"
 #include "rlxf/nn/backend.hpp"
+#include "rlxf/nn/block_stack.hpp"
 #include "rlxf/nn/embedding.hpp"
 #include "rlxf/nn/transformer_block.hpp"
 
@@ -110,19 +111,13 @@ class BasicDecoder {
   struct Cache {
     nn::Tokens ids;
     Tensor<std::int32_t, 2> positions;
-    std::vector<typename nn::BasicTransformerBlock<B>::Cache> blocks;  // one a block, without checkpointing
-    std::vector<Act> block_inputs;  // with checkpointing: each block's input, all the backward keeps of it
-    Mask mask;                      // with checkpointing: the padding mask, for the recomputation
-    bool masked = false;
+    nn::BlockStackCache<B> blocks;
     typename nn::BasicNorm<B>::Cache final_norm;
     Act hidden;  // (B, T, C) after the final norm: what the LM and value heads read
 
     // Bytes kept for the backward (activations and their statistics, ids, positions).
     std::size_t bytes() const {
-      std::size_t n = nn::held_bytes(ids, positions, mask, hidden) + nn::BasicNorm<B>::bytes(final_norm);
-      for (const auto& c : blocks) n += c.bytes();
-      for (const Act& x : block_inputs) n += nn::held_bytes(x);
-      return n;
+      return nn::held_bytes(ids, positions, hidden) + blocks.bytes() + nn::BasicNorm<B>::bytes(final_norm);
     }
   };
 
@@ -144,10 +139,8 @@ class BasicDecoder {
   const DecoderConfig& config() const { return cfg_; }
   nn::BackendRef<B> backend() const { return backend_; }
 
-  // Activation checkpointing: with it on, forward keeps only each block's input (one
-  // (B, T, C) activation a block instead of everything its backward reads) and backward runs
-  // each block's forward again before its backward. The gradients are the same bits; a
-  // training step costs one more forward of the blocks. Off by default.
+  // Activation checkpointing (nn/block_stack.hpp): forward keeps only each block's input and
+  // backward recomputes the block; the same gradients for one more forward. Off by default.
   void set_checkpointing(bool on) { checkpointing_ = on; }
   bool checkpointing() const { return checkpointing_; }
 
@@ -159,22 +152,8 @@ class BasicDecoder {
       fail("Decoder: sequence of ", t, " tokens exceeds max_positions (", cfg_.max_positions, ")");
     cache.ids = ids;
     cache.positions = positions_from_mask(mask, b, t);
-    Act x = embed(ids, cache.positions);
     const nn::AttentionMask am{mask, &cache.positions};
-    cache.blocks.clear();
-    cache.block_inputs.clear();
-    cache.masked = checkpointing_ && mask;
-    cache.mask = cache.masked ? *mask : Mask();
-    if (checkpointing_) {
-      for (std::size_t l = 0; l < blocks.size(); ++l) {
-        cache.block_inputs.push_back(x);
-        typename nn::BasicTransformerBlock<B>::Cache discarded;
-        x = blocks[l].forward(x, am, discarded);
-      }
-    } else {
-      cache.blocks.resize(blocks.size());
-      for (std::size_t l = 0; l < blocks.size(); ++l) x = blocks[l].forward(x, am, cache.blocks[l]);
-    }
+    const Act x = nn::forward_blocks(blocks, embed(ids, cache.positions), am, checkpointing_, cache.blocks);
     cache.hidden = final_norm.forward(x, cache.final_norm);
     return cache.hidden;
   }
@@ -210,20 +189,8 @@ class BasicDecoder {
   // Backward from the gradient w.r.t. the final hidden state (the sum of what every head
   // that read it sends back); accumulates every parameter's gradient.
   void backward_hidden(const Act& dhidden, const Cache& cache) {
-    Act dx = final_norm.backward(dhidden, cache.final_norm);
-    const bool recompute = cache.blocks.empty();  // the forward ran with checkpointing
-    RLXF_REQUIRE((recompute ? cache.block_inputs.size() : cache.blocks.size()) == blocks.size(),
-                 "Decoder::backward: the cache holds no forward of this model");
-    const nn::AttentionMask am{cache.masked ? &cache.mask : nullptr, &cache.positions};
-    for (std::size_t l = blocks.size(); l-- > 0;) {
-      if (recompute) {
-        typename nn::BasicTransformerBlock<B>::Cache block;
-        blocks[l].forward(cache.block_inputs[l], am, block);
-        dx = blocks[l].backward(dx, block);
-      } else {
-        dx = blocks[l].backward(dx, cache.blocks[l]);
-      }
-    }
+    const Act dx =
+        nn::backward_blocks(blocks, final_norm.backward(dhidden, cache.final_norm), &cache.positions, cache.blocks);
     wte.backward(dx, cache.ids);
     if (wpe) wpe->backward(dx, cache.positions);
   }

@@ -15,6 +15,7 @@
 #include "rlxf/core/rng.hpp"
 #include "rlxf/core/tensor.hpp"
 #include "rlxf/model/decoder.hpp"
+#include "rlxf/nn/block_stack.hpp"
 #include "rlxf/nn/embedding.hpp"
 #include "rlxf/nn/transformer_block.hpp"
 
@@ -58,7 +59,7 @@ class BasicEncoder {
     nn::Tokens ids, types, positions;
     Mask mask;  // (B, T); all ones when none was given
     typename nn::BasicLayerNorm<B>::Cache embed_norm;
-    std::vector<typename nn::BasicTransformerBlock<B>::Cache> blocks;
+    nn::BlockStackCache<B> blocks;
     Act hidden;                                 // (B, T, C) last layer
     typename nn::BasicLinear<B>::Cache pooler;  // cls: the [CLS] states (B, 1, C)
     Act pooled;                                 // (B, 1, C)
@@ -77,6 +78,10 @@ class BasicEncoder {
   }
 
   const EncoderConfig& config() const { return cfg_; }
+
+  // Activation checkpointing (nn/block_stack.hpp), as the decoder's. Off by default.
+  void set_checkpointing(bool on) { checkpointing_ = on; }
+  bool checkpointing() const { return checkpointing_; }
 
   // ids (B, T); types (B, T) segment ids or null (all 0); mask (B, T) or null (all real)
   // -> pooled (B, C) as (B, 1, C). Positions are 0..T-1 (BERT pads on the right).
@@ -100,9 +105,7 @@ class BasicEncoder {
     token_type.forward_add(cache.types, x);
     x = embed_norm.forward(x, cache.embed_norm);
     const nn::AttentionMask am{&cache.mask, nullptr};
-    cache.blocks.resize(blocks.size());
-    for (std::size_t l = 0; l < blocks.size(); ++l) x = blocks[l].forward(x, am, cache.blocks[l]);
-    cache.hidden = std::move(x);
+    cache.hidden = nn::forward_blocks(blocks, std::move(x), am, checkpointing_, cache.blocks);
     cache.pooled = zeros<T, 3>({b, 1, cfg_.d_model});
     if (pooler) {
       Act cls = xt::view(cache.hidden, xt::all(), xt::range(0, 1), xt::all());
@@ -136,7 +139,7 @@ class BasicEncoder {
             for (std::size_t k = 0; k < c; ++k) dx(i, j, k) = static_cast<T>(static_cast<double>(dpooled(i, 0, k)) / n);
       }
     }
-    for (std::size_t l = blocks.size(); l-- > 0;) dx = blocks[l].backward(dx, cache.blocks[l]);
+    dx = nn::backward_blocks(blocks, std::move(dx), nullptr, cache.blocks);
     dx = embed_norm.backward(dx, cache.embed_norm);
     word.backward(dx, cache.ids);
     position.backward(dx, cache.positions);
@@ -192,6 +195,7 @@ class BasicEncoder {
   }
 
   EncoderConfig cfg_;
+  bool checkpointing_ = false;
 
  public:
   nn::BasicEmbedding<B> word, position, token_type;
