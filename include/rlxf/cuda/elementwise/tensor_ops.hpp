@@ -251,9 +251,9 @@ struct SumOfSquares {
   using Params = SumOfSquaresParams;
   static constexpr int max_threads = sum_of_squares_threads;
   static constexpr int min_blocks = 1;
+  static constexpr int shared_bytes = sum_of_squares_threads * static_cast<int>(sizeof(double));  // the tree
   static LaunchConfig launch_config(const Params& p) {
-    return {{Final ? 1 : p.blocks, 1, 1}, {sum_of_squares_threads, 1, 1},
-            static_cast<int>(sum_of_squares_threads * sizeof(double))};
+    return {{Final ? 1 : p.blocks, 1, 1}, {sum_of_squares_threads, 1, 1}, shared_bytes};
   }
 
   template <class Ctx>
