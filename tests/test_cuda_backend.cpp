@@ -50,6 +50,7 @@
 #include "rlxf/cuda/elementwise/add.hpp"
 #include "rlxf/cuda/emulate/device.hpp"
 #include "rlxf/cuda/emulate/launch.hpp"
+#include "bf16_check.hpp"
 
 namespace {
 
@@ -58,24 +59,9 @@ using rlxf::Transpose;
 namespace cuda = rlxf::cuda;
 namespace emu = rlxf::cuda::emulate;
 using EmuBackend = cuda::Backend<emu::Device>;
-
-float round_bf16(float x) { return bf16::from_float(x).to_float(); }
-
-// One unit in the last place of a bf16 number of magnitude |r| (8 significant bits).
-double ulp_bf16(double r) {
-  if (r == 0) return 0;
-  int e;
-  std::frexp(r, &e);  // |r| in [2^(e-1), 2^e)
-  return std::ldexp(1.0, e - 8);
-}
-
-std::vector<float> random_floats(std::size_t n, std::uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal;
-  std::vector<float> v(n);
-  for (auto& x : v) x = round_bf16(scale * normal(rng));  // every model reads the same values
-  return v;
-}
+using rlxf::test::random_bf16_floats;
+using rlxf::test::round_bf16;
+using rlxf::test::ulp_bf16;
 
 double max_abs(const std::vector<float>& v) {
   double m = 0;
@@ -186,23 +172,23 @@ BlockData random_block(const BlockShape& s, std::uint32_t seed) {
   const std::size_t C = s.channels(), N = s.tokens();
   const float w_scale = 1.0f / std::sqrt(float(C));
   BlockData d;
-  d.x = random_floats(N * C, seed + 1);
+  d.x = random_bf16_floats(N * C, seed + 1);
   for (std::size_t i = 0; i < N; ++i)  // rows with their own offset and spread
     for (std::size_t c = 0; c < C; ++c)
       d.x[i * C + c] = round_bf16(0.5f - 0.01f * float(i) + (1.0f + 0.005f * float(i)) * d.x[i * C + c]);
-  d.gamma = random_floats(C, seed + 2, 0.2f);
+  d.gamma = random_bf16_floats(C, seed + 2, 0.2f);
   for (auto& g : d.gamma) g = round_bf16(1.0f + g);
-  d.beta = random_floats(C, seed + 3, 0.1f);
-  d.w_qkv = random_floats(3 * C * C, seed + 4, 2.0f * w_scale);  // scores of O(1) spread
-  d.w_o = random_floats(C * C, seed + 5, w_scale);
-  d.dy = random_floats(N * C, seed + 6);
+  d.beta = random_bf16_floats(C, seed + 3, 0.1f);
+  d.w_qkv = random_bf16_floats(3 * C * C, seed + 4, 2.0f * w_scale);  // scores of O(1) spread
+  d.w_o = random_bf16_floats(C * C, seed + 5, w_scale);
+  d.dy = random_bf16_floats(N * C, seed + 6);
   // Gradients already holding a contribution (say, of an earlier micro-batch), of about the
   // size of the block's own (max |dx| ~ 20, |dgamma|, |dbeta| ~ 80, |dW| ~ 60).
-  d.dx = random_floats(N * C, seed + 7, 4.0f);
-  d.dgamma = random_floats(C, seed + 8, 20.0f);
-  d.dbeta = random_floats(C, seed + 9, 20.0f);
-  d.dw_qkv = random_floats(3 * C * C, seed + 10, 12.0f);
-  d.dw_o = random_floats(C * C, seed + 11, 12.0f);
+  d.dx = random_bf16_floats(N * C, seed + 7, 4.0f);
+  d.dgamma = random_bf16_floats(C, seed + 8, 20.0f);
+  d.dbeta = random_bf16_floats(C, seed + 9, 20.0f);
+  d.dw_qkv = random_bf16_floats(3 * C * C, seed + 10, 12.0f);
+  d.dw_o = random_bf16_floats(C * C, seed + 11, 12.0f);
   return d;
 }
 
@@ -400,7 +386,7 @@ void check_backwards_add(B& b, double ulps) {
   const rlxf::AttentionDims dims{1, 2, 1, 20, 40, 64, 48};  // grouped-query, a KV cache's capacity
   auto load = [&](std::size_t n, std::uint32_t seed) {
     auto buf = b.template allocate<T>(n);
-    const auto host = random_floats(n, seed);
+    const auto host = random_bf16_floats(n, seed);
     b.upload(host, buf);
     return buf;
   };
@@ -517,7 +503,7 @@ T stored_as(float v) {
 // alignment and the scalar one otherwise.
 template <class TX, class TY>
 void check_add(std::size_t n, std::size_t x_at, std::size_t y_at, bool same_array = false) {
-  const auto xs = random_floats(n + x_at, 11), ys = random_floats(n + y_at, 12);
+  const auto xs = random_bf16_floats(n + x_at, 11), ys = random_bf16_floats(n + y_at, 12);
   std::vector<TX, rlxf::AlignedAllocator<TX>> x(xs.size());
   std::vector<TY, rlxf::AlignedAllocator<TY>> y(ys.size());
   for (std::size_t i = 0; i < x.size(); ++i) x[i] = stored_as<TX>(xs[i] * 3.0f);

@@ -39,10 +39,12 @@
 #include "rlxf/cuda/elementwise/elementwise.hpp"
 #include "rlxf/cuda/emulate/launch.hpp"
 #include "rlxf/optim/adamw.hpp"
+#include "bf16_check.hpp"
 
 using rlxf::bf16;
 namespace cuda = rlxf::cuda;
 namespace emu = rlxf::cuda::emulate;
+using rlxf::test::ulp_bf16;
 
 namespace {
 
@@ -157,14 +159,6 @@ void check_f32(const std::string& label, const std::vector<float>& out, const st
   record(label + " f32", err, tol);
   INFO(label, ": kernel error ", err, ", naive f32 error ", naive_err, ", tolerance ", tol);
   CHECK(err <= tol);
-}
-
-// One unit in the last place of a bf16 number of magnitude |r| (8 significant bits).
-double ulp_bf16(double r) {
-  if (r == 0) return 0;
-  int e;
-  std::frexp(r, &e);  // |r| in [2^(e-1), 2^e)
-  return std::ldexp(1.0, e - 8);
 }
 
 // bf16 rule: |out_i - ref_i| <= ulp_bf16(ref_i) + 8 eps max|ref|, every element.

@@ -30,6 +30,7 @@
 #include "rlxf/cpu/backend.hpp"
 #include "rlxf/cuda/emulate/device.hpp"
 #include "rlxf/optim/adamw.hpp"
+#include "bf16_check.hpp"
 
 namespace {
 
@@ -37,23 +38,9 @@ using rlxf::bf16;
 using rlxf::Transpose;
 using EmuBackend = rlxf::cuda::Backend<rlxf::cuda::emulate::Device>;
 using Ref = rlxf::cpu::Backend<double>;
-
-float round_bf16(float x) { return bf16::from_float(x).to_float(); }
-
-double ulp_bf16(double r) {
-  if (r == 0) return 0;
-  int e;
-  std::frexp(r, &e);
-  return std::ldexp(1.0, e - 8);
-}
-
-std::vector<float> random_floats(std::size_t n, std::uint32_t seed, float scale = 1.0f, float offset = 0.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal;
-  std::vector<float> v(n);
-  for (auto& x : v) x = round_bf16(offset + scale * normal(rng));
-  return v;
-}
+using rlxf::test::random_bf16_floats;
+using rlxf::test::round_bf16;
+using rlxf::test::ulp_bf16;
 
 // ---- moving host data in and out, written once against the concept ----
 
@@ -132,7 +119,7 @@ struct Sizes {
 template <class B>
 Outputs run_gemms(B& b, const Sizes& s) {
   const std::size_t M = s.rows, N = s.dim, K = 56;
-  const auto a = random_floats(M * K, 1), w = random_floats(N * K, 2, 0.2f), bias = random_floats(N, 3);
+  const auto a = random_bf16_floats(M * K, 1), w = random_bf16_floats(N * K, 2, 0.2f), bias = random_bf16_floats(N, 3);
   auto A = put(b, a), W = put(b, w);
   auto bias_buf = put_accum(b, bias);
   Outputs out;
@@ -144,14 +131,14 @@ Outputs run_gemms(B& b, const Sizes& s) {
                   bias_buf.data(), rlxf::GemmEpilogue::none);
   out["linear_bias"] = get(b, y);
   // Weight gradient: dW (N, K) += dy^T x in accum_type, on top of what it held.
-  const auto dy = random_floats(M * N, 4);
+  const auto dy = random_bf16_floats(M * N, 4);
   auto DY = put(b, dy);
-  auto dW = put_accum(b, random_floats(N * K, 5, 3.0f));
+  auto dW = put_accum(b, random_bf16_floats(N * K, 5, 3.0f));
   b.gemm_accumulate(Transpose::yes, Transpose::no, N, K, M, 1.0f, DY.data(), N, A.data(), K, dW.data(), K);
   out["weight_grad"] = get(b, dW);
   // Batched: 3 independent (M/3, N) = (M/3, K) (K, N) products, B stored (N, K) per batch.
   const std::size_t m = M / 3;
-  const auto wb = random_floats(3 * N * K, 6, 0.2f);
+  const auto wb = random_bf16_floats(3 * N * K, 6, 0.2f);
   auto WB = put(b, wb);
   auto C = b.template allocate<typename B::value_type>(3 * m * N);
   b.gemm_batched(Transpose::no, Transpose::yes, m, N, K, 1.0f, A.data(), K, m * K, WB.data(), K, N * K, 0.0f,
@@ -163,7 +150,7 @@ Outputs run_gemms(B& b, const Sizes& s) {
 template <class B>
 Outputs run_embeddings(B& b, const Sizes& s) {
   const std::size_t rows = 11;
-  const auto table = random_floats(rows * s.dim, 7), pos_table = random_floats(rows * s.dim, 8);
+  const auto table = random_bf16_floats(rows * s.dim, 7), pos_table = random_bf16_floats(rows * s.dim, 8);
   std::vector<std::int32_t> ids(s.rows), pos(s.rows);
   for (std::size_t i = 0; i < s.rows; ++i) {
     ids[i] = static_cast<std::int32_t>((i * 7) % 5);  // ids repeat: their gradients add up
@@ -176,11 +163,11 @@ Outputs run_embeddings(B& b, const Sizes& s) {
   b.embedding_forward(Q.data(), P.data(), x.data(), s.rows, s.dim, true);
   Outputs out;
   out["embed"] = get(b, x);
-  auto dout = put(b, random_floats(s.rows * s.dim, 9));
-  auto dtable = put_accum(b, random_floats(rows * s.dim, 10));
+  auto dout = put(b, random_bf16_floats(s.rows * s.dim, 9));
+  auto dtable = put_accum(b, random_bf16_floats(rows * s.dim, 10));
   b.embedding_backward(I.data(), dout.data(), dtable.data(), s.rows, s.dim);
   out["embed_grad"] = get(b, dtable);
-  auto dbias = put_accum(b, random_floats(s.dim, 11));
+  auto dbias = put_accum(b, random_bf16_floats(s.dim, 11));
   b.bias_backward(dout.data(), dbias.data(), s.rows, s.dim);
   out["bias_grad"] = get(b, dbias);
   return out;
@@ -190,7 +177,7 @@ template <class B>
 Outputs run_elementwise(B& b, const Sizes& s) {
   const std::size_t n = s.rows * s.dim;
   using V = typename B::value_type;
-  const auto x = random_floats(n, 12), y0 = random_floats(n, 13), gate = random_floats(n, 14, 2.0f);
+  const auto x = random_bf16_floats(n, 12), y0 = random_bf16_floats(n, 13), gate = random_bf16_floats(n, 14, 2.0f);
   auto X = put(b, x), G = put(b, gate);
   Outputs out;
   auto Y = put(b, y0);
@@ -209,19 +196,19 @@ Outputs run_elementwise(B& b, const Sizes& s) {
   b.swiglu_forward(G.data(), X.data(), sw.data(), n);
   out["swiglu"] = get(b, sw);
   auto dgate = put(b, y0), dup = put(b, x);
-  auto dy = put(b, random_floats(n, 15));
+  auto dy = put(b, random_bf16_floats(n, 15));
   b.swiglu_backward(G.data(), X.data(), dy.data(), dgate.data(), dup.data(), n);
   out["swiglu_dgate"] = get(b, dgate);
   out["swiglu_dup"] = get(b, dup);
   // Norms over (rows, dim), rows with their own offsets; gamma around 1.
-  const auto xs = random_floats(n, 16, 1.5f, 0.7f);
-  auto XS = put(b, xs), gamma = put(b, random_floats(s.dim, 17, 0.2f, 1.0f)), beta = put(b, random_floats(s.dim, 18));
+  const auto xs = random_bf16_floats(n, 16, 1.5f, 0.7f);
+  auto XS = put(b, xs), gamma = put(b, random_bf16_floats(s.dim, 17, 0.2f, 1.0f)), beta = put(b, random_bf16_floats(s.dim, 18));
   auto ln = b.template allocate<V>(n);
   auto mean = b.template allocate<typename B::accum_type>(s.rows), rstd = b.template allocate<typename B::accum_type>(s.rows);
   b.layernorm_forward(XS.data(), gamma.data(), beta.data(), ln.data(), mean.data(), rstd.data(), s.rows, s.dim, 1e-5f);
   out["layernorm"] = get(b, ln);
   auto dx = put(b, y0);
-  auto dgamma = put_accum(b, random_floats(s.dim, 19)), dbeta = put_accum(b, random_floats(s.dim, 20));
+  auto dgamma = put_accum(b, random_bf16_floats(s.dim, 19)), dbeta = put_accum(b, random_bf16_floats(s.dim, 20));
   b.layernorm_backward(dy.data(), XS.data(), gamma.data(), mean.data(), rstd.data(), dx.data(), dgamma.data(),
                        dbeta.data(), s.rows, s.dim);
   out["layernorm_dx"] = get(b, dx);
@@ -231,7 +218,7 @@ Outputs run_elementwise(B& b, const Sizes& s) {
   b.rmsnorm_forward(XS.data(), gamma.data(), rms.data(), rstd.data(), s.rows, s.dim, 1e-6f);
   out["rmsnorm"] = get(b, rms);
   auto rdx = put(b, y0);
-  auto rdgamma = put_accum(b, random_floats(s.dim, 21));
+  auto rdgamma = put_accum(b, random_bf16_floats(s.dim, 21));
   b.rmsnorm_backward(dy.data(), XS.data(), gamma.data(), rstd.data(), rdx.data(), rdgamma.data(), s.rows, s.dim);
   out["rmsnorm_dx"] = get(b, rdx);
   out["rmsnorm_dgamma"] = get(b, rdgamma);
@@ -240,10 +227,10 @@ Outputs run_elementwise(B& b, const Sizes& s) {
   std::vector<std::int32_t> positions(tokens);
   for (std::size_t i = 0; i < tokens; ++i) positions[i] = static_cast<std::int32_t>((i * 37) % 500);
   auto P = put_ids(b, positions);
-  auto R = put(b, random_floats(tokens * hd, 22));
+  auto R = put(b, random_bf16_floats(tokens * hd, 22));
   b.rope(R.data(), P.data(), tokens, s.heads, s.head_dim, 10000.0, 512, false);
   out["rope"] = get(b, R);
-  auto RB = put(b, random_floats(tokens * hd, 23));
+  auto RB = put(b, random_bf16_floats(tokens * hd, 23));
   b.rope(RB.data(), P.data(), tokens, s.heads, s.head_dim, 10000.0, 512, true);
   out["rope_inverse"] = get(b, RB);
   return out;
@@ -252,7 +239,7 @@ Outputs run_elementwise(B& b, const Sizes& s) {
 template <class B>
 Outputs run_logprobs(B& b, const Sizes& s, double temperature) {
   const std::size_t rows = s.rows, V = s.vocab;
-  const auto logits = random_floats(rows * V, 24, 3.0f);
+  const auto logits = random_bf16_floats(rows * V, 24, 3.0f);
   std::vector<std::int32_t> targets(rows);
   for (std::size_t i = 0; i < rows; ++i)
     targets[i] = i % 5 == 3 ? rlxf::ignore_target : static_cast<std::int32_t>((i * 53) % V);
@@ -265,8 +252,8 @@ Outputs run_logprobs(B& b, const Sizes& s, double temperature) {
   out["logp"] = get(b, logp);
   out["lse"] = get(b, lse);
   out["entropy"] = get(b, entropy);
-  auto dlogp = put_accum(b, random_floats(rows, 25));
-  auto dlogits = put(b, random_floats(rows * V, 26, 0.01f));
+  auto dlogp = put_accum(b, random_bf16_floats(rows, 25));
+  auto dlogits = put(b, random_bf16_floats(rows * V, 26, 0.01f));
   b.token_logprobs_backward(L.data(), T.data(), lse.data(), dlogp.data(), dlogits.data(), rows, V, temperature);
   out["dlogits"] = get(b, dlogits);
   return out;
@@ -274,7 +261,7 @@ Outputs run_logprobs(B& b, const Sizes& s, double temperature) {
 
 template <class B>
 Outputs run_adamw(B& b, std::size_t n) {
-  auto p = put_accum(b, random_floats(n, 27)), g = put_accum(b, random_floats(n, 28, 0.1f));
+  auto p = put_accum(b, random_bf16_floats(n, 27)), g = put_accum(b, random_bf16_floats(n, 28, 0.1f));
   auto m = put_accum(b, std::vector<float>(n, 0.0f)), v = put_accum(b, std::vector<float>(n, 0.0f));
   rlxf::AdamWStep step{.lr = 1e-2, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0.1};
   for (int t = 1; t <= 3; ++t) {
@@ -326,7 +313,7 @@ void check_exact_ops(B& b) {
   using V = typename B::value_type;
   using A = typename B::accum_type;
   const std::size_t batch = 2, len = 5, heads = 3, d = 8, capacity = 9, offset = 3;
-  const auto x = random_floats(batch * len * heads * d, 30);
+  const auto x = random_bf16_floats(batch * len * heads * d, 30);
   auto X = put(b, x);
   auto cache = b.template allocate<V>(batch * heads * capacity * d);
   b.split_heads(X.data(), cache.data(), batch, len, heads, d, capacity, offset);
@@ -373,7 +360,7 @@ void check_exact_ops(B& b) {
   CHECK(back_ints == std::vector<std::int32_t>{0, 4, 5, 6});
 
   const std::size_t n = 70001;  // several blocks and a ragged end
-  const auto big = random_floats(n, 31, 3.0f);
+  const auto big = random_bf16_floats(n, 31, 3.0f);
   auto BIG = put_accum(b, big);
   double exact = 0;
   for (float v : big) exact += double(v) * double(v);
@@ -423,7 +410,7 @@ TEST_CASE("TrainingBackend: exact ops (heads, casts, copies, scale, sum of squar
 
 TEST_CASE("TrainingBackend: cpu::Backend<float>'s AdamW is optim::AdamW's, bit for bit") {
   const std::size_t n = 300;
-  const auto init = random_floats(n, 40), grads = random_floats(n, 41, 0.3f);
+  const auto init = random_bf16_floats(n, 40), grads = random_bf16_floats(n, 41, 0.3f);
   rlxf::Parameter<float> param({n});
   std::copy(init.begin(), init.end(), param.value.data());
   rlxf::ParameterList<float> list{{"w", &param}};

@@ -99,72 +99,56 @@ void log_softmax_backward(const T* y, const T* dy, T* dx, std::size_t N, std::si
   }, min_parallel_tasks(C));
 }
 
-// Cross-entropy per row: losses[i] = lse[i] - logits[i, targets[i]], lse[i] the log-sum-exp
-// of row i (written for every row, saved for backward). logits (N, V); targets, losses, lse
-// (N). Rows whose target is ignore_index get loss 0. Returns the number of rows not ignored.
-// Throws rlxf::Error, naming the row, for a target outside [0, V) that is not ignore_index.
-template <class T>
-std::size_t cross_entropy_forward(const T* logits, const std::int32_t* targets, T* losses, T* lse,
-                                  std::size_t N, std::size_t V, std::int32_t ignore_index = -100) {
-  // Validated before the parallel region: an exception cannot leave it.
+namespace detail {
+// The number of rows whose target is not ignore_index; throws rlxf::Error, naming `op` and the
+// row, for a target outside [0, V) that is not ignore_index. Run before a parallel region
+// (an exception cannot leave one).
+inline std::size_t count_targets(const char* op, const std::int32_t* targets, std::size_t N, std::size_t V,
+                                 std::int32_t ignore_index) {
   std::size_t counted = 0;
   for (std::size_t i = 0; i < N; ++i) {
     const std::int32_t t = targets[i];
     if (t == ignore_index) continue;
     if (t < 0 || static_cast<std::size_t>(t) >= V)
-      fail("cross_entropy_forward: row ", i, " has target ", t, ", outside the vocabulary [0, ",
-           V, ") and not the ignore index ", ignore_index);
+      fail(op, ": row ", i, " has target ", t, ", outside the vocabulary [0, ", V, ") and not the ignore index ",
+           ignore_index);
     ++counted;
   }
-  parallel_for(N, [&](std::size_t i) {
-    const T* row = logits + i * V;
-    const auto row_lse = detail::log_sum_exp(row, V);
-    lse[i] = row_lse.value();
-    const std::int32_t t = targets[i];
-    losses[i] = t == ignore_index
-                    ? T(0)
-                    : row_lse.log_sum - (row[static_cast<std::size_t>(t)] - row_lse.max);
-  }, min_parallel_tasks(V));
   return counted;
 }
 
-// dlogits[i] += dlosses[i] * (softmax(logits[i]) - onehot(targets[i])) for rows not ignored;
-// softmax is exp(logits - lse) with lse from cross_entropy_forward. logits, dlogits (N, V);
-// targets, lse, dlosses (N). Targets must be valid (cross_entropy_forward checked them).
-// In float, lse carries the rounding of its magnitude: logits around 1e4 give probabilities
-// to about 1e4 * 6e-8 = 6e-4 relative.
+// dlogits[i] += g_i (onehot(targets[i]) - softmax(z_i)), z = logits / tau, g_i = sign d[i] / tau,
+// for the rows not ignored: the gradient of both the token log-probs (sign +1) and the
+// cross-entropy (sign -1, tau 1).
 template <class T>
-void cross_entropy_backward(const T* logits, const std::int32_t* targets, const T* lse,
-                            const T* dlosses, T* dlogits, std::size_t N, std::size_t V,
-                            std::int32_t ignore_index = -100) {
+void add_softmax_gradient(const T* logits, const std::int32_t* targets, const T* lse, const T* d, T* dlogits,
+                          std::size_t N, std::size_t V, T tau, T sign, std::int32_t ignore_index) {
   parallel_for(N, [&](std::size_t i) {
     const std::int32_t t = targets[i];
     if (t == ignore_index) return;
     const T* row = logits + i * V;
     T* drow = dlogits + i * V;
-    const T dl = dlosses[i];
-    for (std::size_t j = 0; j < V; ++j) drow[j] += dl * std::exp(row[j] - lse[i]);
-    drow[static_cast<std::size_t>(t)] -= dl;
+    const T g = sign * d[i] / tau;
+    for (std::size_t j = 0; j < V; ++j) drow[j] -= g * std::exp(row[j] / tau - lse[i]);
+    drow[static_cast<std::size_t>(t)] += g;
   }, min_parallel_tasks(V));
 }
+}  // namespace detail
 
 // Log-probabilities of the targets under softmax(logits / temperature), without a scaled
 // copy of the logits: with z = logits[i] / temperature (each element divided in T),
 //   lse[i] = logsumexp(z),  logp[i] = z[targets[i]] - lse[i]  (0 where ignored),
 //   entropy[i] = lse[i] - sum_j softmax(z)_j z_j  (entropy may be nullptr).
-// logits (N, V); targets, logp, lse, entropy (N). Throws rlxf::Error, naming the row, for a
-// target outside [0, V) that is not ignore_index, or a temperature that is not positive.
+// logits (N, V); targets, logp, lse, entropy (N). Returns the number of rows not ignored.
+// Throws rlxf::Error, naming `op` and the row, for a target outside [0, V) that is not
+// ignore_index, or a temperature that is not positive.
 template <class T>
-void token_logprobs_forward(const T* logits, const std::int32_t* targets, T* logp, T* lse, T* entropy,
-                            std::size_t N, std::size_t V, double temperature, std::int32_t ignore_index = -100) {
-  RLXF_REQUIRE(temperature > 0 && std::isfinite(temperature), "token_logprobs: temperature must be positive, got ",
+std::size_t token_logprobs_forward(const T* logits, const std::int32_t* targets, T* logp, T* lse, T* entropy,
+                                   std::size_t N, std::size_t V, double temperature,
+                                   std::int32_t ignore_index = -100, const char* op = "token_logprobs") {
+  RLXF_REQUIRE(temperature > 0 && std::isfinite(temperature), op, ": temperature must be positive, got ",
                temperature);
-  for (std::size_t i = 0; i < N; ++i) {
-    const std::int32_t t = targets[i];
-    if (t != ignore_index && (t < 0 || static_cast<std::size_t>(t) >= V))
-      fail("token_logprobs: row ", i, " has target ", t, ", outside the vocabulary [0, ", V,
-           ") and not the ignore index ", ignore_index);
-  }
+  const std::size_t counted = detail::count_targets(op, targets, N, V, ignore_index);
   const auto tau = static_cast<T>(temperature);
   parallel_for(N, [&](std::size_t i) {
     thread_local std::vector<T> scaled;
@@ -184,6 +168,7 @@ void token_logprobs_forward(const T* logits, const std::int32_t* targets, T* log
       entropy[i] = static_cast<T>(static_cast<double>(lse[i]) - mean_z);
     }
   }, min_parallel_tasks(V));
+  return counted;
 }
 
 // dlogits[i] += dlogp[i] (onehot(targets[i]) - softmax(z)) / temperature for rows not ignored,
@@ -191,16 +176,35 @@ void token_logprobs_forward(const T* logits, const std::int32_t* targets, T* log
 template <class T>
 void token_logprobs_backward(const T* logits, const std::int32_t* targets, const T* lse, const T* dlogp, T* dlogits,
                              std::size_t N, std::size_t V, double temperature, std::int32_t ignore_index = -100) {
-  const auto tau = static_cast<T>(temperature);
-  parallel_for(N, [&](std::size_t i) {
-    const std::int32_t t = targets[i];
-    if (t == ignore_index) return;
-    const T* row = logits + i * V;
-    T* drow = dlogits + i * V;
-    const T g = dlogp[i] / tau;
-    for (std::size_t j = 0; j < V; ++j) drow[j] -= g * std::exp(row[j] / tau - lse[i]);
-    drow[static_cast<std::size_t>(t)] += g;
-  }, min_parallel_tasks(V));
+  detail::add_softmax_gradient(logits, targets, lse, dlogp, dlogits, N, V, static_cast<T>(temperature), T(1),
+                               ignore_index);
+}
+
+// Cross-entropy per row: losses[i] = lse[i] - logits[i, targets[i]] (the negated log-prob at
+// temperature 1), lse[i] the log-sum-exp of row i (written for every row, saved for
+// backward). logits (N, V); targets, losses, lse (N). Rows whose target is ignore_index get
+// loss 0. Returns the number of rows not ignored. Throws rlxf::Error, naming the row, for a
+// target outside [0, V) that is not ignore_index.
+template <class T>
+std::size_t cross_entropy_forward(const T* logits, const std::int32_t* targets, T* losses, T* lse,
+                                  std::size_t N, std::size_t V, std::int32_t ignore_index = -100) {
+  const std::size_t counted = token_logprobs_forward(logits, targets, losses, lse, static_cast<T*>(nullptr), N, V,
+                                                     1.0, ignore_index, "cross_entropy_forward");
+  for (std::size_t i = 0; i < N; ++i)
+    if (targets[i] != ignore_index) losses[i] = -losses[i];
+  return counted;
+}
+
+// dlogits[i] += dlosses[i] * (softmax(logits[i]) - onehot(targets[i])) for rows not ignored;
+// softmax is exp(logits - lse) with lse from cross_entropy_forward. logits, dlogits (N, V);
+// targets, lse, dlosses (N). Targets must be valid (cross_entropy_forward checked them).
+// In float, lse carries the rounding of its magnitude: logits around 1e4 give probabilities
+// to about 1e4 * 6e-8 = 6e-4 relative.
+template <class T>
+void cross_entropy_backward(const T* logits, const std::int32_t* targets, const T* lse,
+                            const T* dlosses, T* dlogits, std::size_t N, std::size_t V,
+                            std::int32_t ignore_index = -100) {
+  detail::add_softmax_gradient(logits, targets, lse, dlosses, dlogits, N, V, T(1), T(-1), ignore_index);
 }
 
 }  // namespace rlxf::cpu

@@ -59,6 +59,7 @@ class BasicMultiHeadAttention {
     std::vector<typename B::accum_type> lse;  // (B, Hq, T)
     typename BasicLinear<B>::Cache out;  // attention output (B, T, Hq*D) fed to o_proj
     std::vector<std::int32_t> positions;  // (B*T), when RoPE is on
+    std::size_t position_bound = 0;       // 1 + the largest of them: the rotation tables' extent
     std::vector<std::uint8_t> key_mask;   // (B*T), empty when no padding mask was given
     std::size_t bytes() const {
       return in.bytes() + held_bytes(q, k, v, o, lse, positions, key_mask) + out.bytes();
@@ -86,8 +87,11 @@ class BasicMultiHeadAttention {
       require_shape(*mask.key_padding, {b, t}, "attention key_padding mask");
       cache.key_mask.assign(mask.key_padding->begin(), mask.key_padding->end());
     }
-    if (cfg_.rope) cache.positions = positions_of(mask, b, t);
-    const auto [q, k, v] = project(x, cache.positions.data());
+    if (cfg_.rope) {
+      cache.positions = positions_of(mask, b, t);
+      cache.position_bound = position_bound(cache.positions.data(), b * t);
+    }
+    const auto [q, k, v] = project(x, cache.positions.data(), cache.position_bound);
     cache.q = to_heads(q.data(), b, t, hq, d);
     cache.k = to_heads(k.data(), b, t, hkv, d);
     cache.v = to_heads(v.data(), b, t, hkv, d);
@@ -107,7 +111,7 @@ class BasicMultiHeadAttention {
     const std::size_t hq = cfg_.n_heads, hkv = cfg_.kv_heads(), d = cfg_.head_dim();
     RLXF_REQUIRE(kv.length + t <= kv.capacity, "KV cache full: ", kv.length, " + ", t,
                  " rows exceed its capacity of ", kv.capacity);
-    const auto [q, k, v] = project(x, positions);
+    const auto [q, k, v] = project(x, positions, cfg_.rope ? position_bound(positions, b * t) : 0);
     be.split_heads(k.data(), kv.k, b, t, hkv, d, kv.capacity, kv.length);
     be.split_heads(v.data(), kv.v, b, t, hkv, d, kv.capacity, kv.length);
     const std::vector<T> qh = to_heads(q.data(), b, t, hq, d);
@@ -133,9 +137,8 @@ class BasicMultiHeadAttention {
     Activation<B> dq_tok = from_heads(dq.data(), b, t, hq, d);
     Activation<B> dk_tok = from_heads(dk.data(), b, t, hkv, d);
     if (cfg_.rope) {
-      const std::size_t bound = position_bound(cache.positions.data(), b * t);
-      be.rope(dq_tok.data(), cache.positions.data(), b * t, hq, d, cfg_.rope_theta, bound, true);
-      be.rope(dk_tok.data(), cache.positions.data(), b * t, hkv, d, cfg_.rope_theta, bound, true);
+      be.rope(dq_tok.data(), cache.positions.data(), b * t, hq, d, cfg_.rope_theta, cache.position_bound, true);
+      be.rope(dk_tok.data(), cache.positions.data(), b * t, hkv, d, cfg_.rope_theta, cache.position_bound, true);
     }
     Activation<B> dx = q_proj.backward(dq_tok, cache.in);
     be.add(k_proj.backward(dk_tok, cache.in).data(), dx.data(), dx.size());
@@ -162,13 +165,13 @@ class BasicMultiHeadAttention {
   struct Projected {
     Activation<B> q, k, v;  // (B, T, H*D) token-major; q and k rotated when RoPE is on
   };
-  // The q, k, v projections of x (B, T, C), with RoPE at `positions` (B*T; unused without RoPE).
-  Projected project(const Activation<B>& x, const std::int32_t* positions) const {
+  // The q, k, v projections of x (B, T, C), with RoPE at `positions` (B*T, each below `bound`;
+  // unused without RoPE).
+  Projected project(const Activation<B>& x, const std::int32_t* positions, std::size_t bound) const {
     const std::size_t n = x.shape()[0] * x.shape()[1], d = cfg_.head_dim();
     Projected p{q_proj.apply(x), k_proj.apply(x), v_proj.apply(x)};
     if (cfg_.rope) {
       B& be = backend_.get();
-      const std::size_t bound = position_bound(positions, n);
       be.rope(p.q.data(), positions, n, cfg_.n_heads, d, cfg_.rope_theta, bound, false);
       be.rope(p.k.data(), positions, n, cfg_.kv_heads(), d, cfg_.rope_theta, bound, false);
     }
