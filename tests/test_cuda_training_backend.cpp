@@ -200,6 +200,14 @@ Outputs run_elementwise(B& b, const Sizes& s) {
   b.swiglu_backward(G.data(), X.data(), dy.data(), dgate.data(), dup.data(), n);
   out["swiglu_dgate"] = get(b, dgate);
   out["swiglu_dup"] = get(b, dup);
+  auto th = b.template allocate<V>(n);
+  b.tanh_forward(G.data(), th.data(), n);
+  out["tanh"] = get(b, th);
+  std::vector<float> tanh_out(n);  // the forward's output as every backend reads it
+  for (std::size_t i = 0; i < n; ++i) tanh_out[i] = round_bf16(std::tanh(gate[i]));
+  auto TY = put(b, tanh_out), dtanh = put(b, y0);
+  b.tanh_backward(TY.data(), dy.data(), dtanh.data(), n);
+  out["tanh_grad"] = get(b, dtanh);
   // Norms over (rows, dim), rows with their own offsets; gamma around 1.
   const auto xs = random_bf16_floats(n, 16, 1.5f, 0.7f);
   auto XS = put(b, xs), gamma = put(b, random_bf16_floats(s.dim, 17, 0.2f, 1.0f)), beta = put(b, random_bf16_floats(s.dim, 18));
@@ -285,10 +293,10 @@ void check_against_reference(B& b) {
     compare<B>(run_embeddings(b, s), run_embeddings(ref, s),
                {{"embed", Kind::value}, {"embed_grad", Kind::accum}, {"bias_grad", Kind::accum}});
   }
-  SUBCASE("residual add, GELU (both forms), SwiGLU, LayerNorm, RMSNorm, RoPE, forward and backward") {
+  SUBCASE("residual add, GELU (both forms), SwiGLU, tanh, LayerNorm, RMSNorm, RoPE, forward and backward") {
     std::map<std::string, Kind> kinds;
     for (const char* k : {"add", "gelu_tanh", "gelu_tanh_grad", "gelu_exact", "gelu_exact_grad", "swiglu",
-                          "swiglu_dgate", "swiglu_dup", "layernorm", "layernorm_dx", "rmsnorm", "rmsnorm_dx", "rope",
+                          "swiglu_dgate", "swiglu_dup", "tanh", "tanh_grad", "layernorm", "layernorm_dx", "rmsnorm", "rmsnorm_dx", "rope",
                           "rope_inverse"})
       kinds[k] = Kind::value;
     for (const char* k : {"layernorm_dgamma", "layernorm_dbeta", "rmsnorm_dgamma"}) kinds[k] = Kind::accum;

@@ -181,9 +181,11 @@ concept Backend =
 // - rmsnorm_forward(x, gamma, y, rstd, N, C, eps) / rmsnorm_backward(dy, x, gamma, rstd, dx,
 //   dgamma, N, C) as cpu::rmsnorm_*; gelu_forward / gelu_backward with a GeluForm (tanh,
 //   exact); swiglu_forward(gate, up, y, n) / swiglu_backward(gate, up, dy, dgate, dup, n) as
-//   cpu::swiglu_*; rope(x, positions, tokens, heads, head_dim, theta, max_positions,
-//   inverse): cpu::rope_forward (inverse: rope_backward) in place on (tokens, heads,
-//   head_dim), positions (int32, tokens) each below max_positions.
+//   cpu::swiglu_*; tanh_forward(x, y, n) / tanh_backward(y, dy, dx, n): y = tanh(x), dx +=
+//   dy (1 - y^2) from the forward's output (BERT's pooler); rope(x, positions, tokens,
+//   heads, head_dim, theta, max_positions, inverse): cpu::rope_forward (inverse:
+//   rope_backward) in place on (tokens, heads, head_dim), positions (int32, tokens) each
+//   below max_positions.
 // - token_logprobs(logits, targets, logp, lse, entropy, rows, vocab, temperature): for each
 //   row of logits (V, rows x vocab) with z = logits / temperature, lse = logsumexp(z),
 //   logp = z[target] - lse (0 where the target is ignore_target), entropy (nullptr, or A per
@@ -235,6 +237,8 @@ concept TrainingBackend =
       b.gelu_backward(cp, cp, p, n, form);
       b.swiglu_forward(cp, cp, p, n);
       b.swiglu_backward(cp, cp, cp, p, p, n);
+      b.tanh_forward(cp, p, n);
+      b.tanh_backward(cp, cp, p, n);
       b.rope(p, ids, n, n, n, d, n, flag);
       b.token_logprobs(cp, ids, a, a, a, n, n, d);
       b.token_logprobs_backward(cp, ids, ca, ca, p, n, n, d);

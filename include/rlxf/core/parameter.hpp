@@ -32,15 +32,19 @@ struct Parameter {
   void zero_grad() { grad.fill(T(0)); }
 };
 
-// A named view of one Parameter. Names follow Hugging Face conventions, e.g.
+// A named view of one parameter P (a Parameter<T>, or a model's parameter on another
+// backend: nn/parameter.hpp). Names follow Hugging Face conventions, e.g.
 // "h.0.attn.c_attn.weight" (GPT-2) or "model.layers.0.input_layernorm.weight" (LLaMA), so
 // checkpoints load real weights and name-based rules (no weight decay on biases and norm
-// weights) work. The Parameter must outlive every reference to it.
-template <class T>
-struct ParameterRef {
+// weights) work. The parameter must outlive every reference to it.
+template <class P>
+struct BasicParameterRef {
   std::string name;
-  Parameter<T>* param;
+  P* param;
 };
+
+template <class T>
+using ParameterRef = BasicParameterRef<Parameter<T>>;
 
 template <class T>
 using ParameterList = std::vector<ParameterRef<T>>;

@@ -35,6 +35,7 @@ class Backend {
 
  public:
   using value_type = T;
+  static constexpr bool host_memory = true;  // the layers read and write its memory directly (nn/storage.hpp)
   using accum_type = T;
   template <class U>
   using Buffer = std::vector<U, AlignedAllocator<U>>;
@@ -147,9 +148,9 @@ class Backend {
   void add(const T* x, T* y, std::size_t n) const {
     for (std::size_t i = 0; i < n; ++i) y[i] += x[i];
   }
+  // x = x s, each product in double and rounded once.
   void scale(T* x, std::size_t n, double s) const {
-    const auto f = static_cast<T>(s);
-    for (std::size_t i = 0; i < n; ++i) x[i] *= f;
+    parallel_for(n, [=](std::size_t i) { x[i] = static_cast<T>(static_cast<double>(x[i]) * s); }, parallel_grain);
   }
   // Blocks of a fixed size summed in double, then the block sums in order: the same bits for
   // any thread count.
@@ -228,6 +229,12 @@ class Backend {
   }
   void swiglu_backward(const T* gate, const T* up, const T* dy, T* dgate, T* dup, std::size_t n) const {
     cpu::swiglu_backward<T>(gate, up, dy, dgate, dup, n);
+  }
+  void tanh_forward(const T* x, T* y, std::size_t n) const {
+    for (std::size_t i = 0; i < n; ++i) y[i] = std::tanh(x[i]);
+  }
+  void tanh_backward(const T* y, const T* dy, T* dx, std::size_t n) const {
+    for (std::size_t i = 0; i < n; ++i) dx[i] += dy[i] * (T(1) - y[i] * y[i]);
   }
   void rope(T* x, const std::int32_t* positions, std::size_t tokens, std::size_t heads, std::size_t head_dim,
             double theta, std::size_t max_positions, bool inverse) const {

@@ -376,6 +376,22 @@ class Backend {
     p.accumulate = true;
     cuda::swiglu_backward(p, device_.launcher());
   }
+  void tanh_forward(const bf16* x, bf16* y, std::size_t n) {
+    TanhParams<bf16> p;
+    p.x = x;
+    p.out = y;
+    p.n = to_long(n);
+    tanh_activation<false>(p, device_.launcher());
+  }
+  void tanh_backward(const bf16* y, const bf16* dy, bf16* dx, std::size_t n) {
+    TanhParams<bf16> p;
+    p.x = y;
+    p.dy = dy;
+    p.out = dx;
+    p.n = to_long(n);
+    p.accumulate = true;
+    tanh_activation<true>(p, device_.launcher());
+  }
   // In place. The cos / sin tables (cuda/elementwise/rope.hpp) are built on the host once per
   // (head_dim, theta, max_positions) and kept on the device.
   void rope(bf16* x, const std::int32_t* positions, std::size_t tokens, std::size_t heads, std::size_t head_dim,

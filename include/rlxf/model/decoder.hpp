@@ -9,13 +9,14 @@
 #include <vector>
 
 #include "rlxf/core/checked.hpp"
-#include "rlxf/core/parameter.hpp"
 #include "rlxf/core/range.hpp"
 #include "rlxf/core/rng.hpp"
 #include "rlxf/core/tensor.hpp"
 #include "rlxf/nn/backend.hpp"
 #include "rlxf/nn/block_stack.hpp"
 #include "rlxf/nn/embedding.hpp"
+#include "rlxf/nn/parameter.hpp"
+#include "rlxf/nn/storage.hpp"
 #include "rlxf/nn/transformer_block.hpp"
 
 namespace rlxf::model {
@@ -78,27 +79,30 @@ inline Tensor<std::int32_t, 2> positions_from_mask(const Mask* mask, std::size_t
   return pos;
 }
 
-// Keys and values of every layer for incremental decoding, with the batch's key mask.
-template <class T>
+// Keys and values of every layer for incremental decoding, in B's memory, with the batch's
+// key mask (host memory: the caller marks the rows it adds).
+template <class B>
 struct KvCache {
+  using T = typename B::value_type;
   struct Layer {
-    std::vector<T> k, v;  // (B, kv_heads, capacity, head_dim)
+    nn::Array<B, T> k, v;  // (B, kv_heads, capacity, head_dim)
   };
   std::size_t batch = 0, capacity = 0, length = 0;  // rows filled: [0, length)
   std::vector<std::uint8_t> mask;                   // (B, capacity), 1 = real token
   std::vector<Layer> layers;
 
-  KvCache(const DecoderConfig& cfg, std::size_t batch_size, std::size_t cap)
+  KvCache(const DecoderConfig& cfg, std::size_t batch_size, std::size_t cap, B& backend)
       : batch(batch_size), capacity(cap), mask(checked_mul(batch_size, cap, "KvCache mask"), 0), layers(cfg.n_layers) {
     const std::size_t kv_heads = cfg.n_kv_heads ? cfg.n_kv_heads : cfg.n_heads;
     const std::size_t n = checked_product({batch_size, kv_heads, cap, cfg.d_model / cfg.n_heads}, "KvCache size");
     for (auto& l : layers) {
-      l.k.assign(n, T(0));
-      l.v.assign(n, T(0));
+      l.k = nn::zeros_array<T>(backend, n);
+      l.v = nn::zeros_array<T>(backend, n);
     }
   }
-  nn::KvView<T> view(std::size_t layer) {
-    return {layers[layer].k.data(), layers[layer].v.data(), capacity, length, mask.data()};
+  // Layer `layer`'s view, reading the key mask at `key_mask` (the mask in B's memory).
+  nn::KvView<T> view(std::size_t layer, const std::uint8_t* key_mask) {
+    return {layers[layer].k.data(), layers[layer].v.data(), capacity, length, key_mask};
   }
 };
 
@@ -129,11 +133,10 @@ class BasicDecoder {
                           : std::nullopt),
         final_norm(cfg.is_gpt2() ? nn::NormKind::layer_norm : nn::NormKind::rms_norm, cfg.d_model, cfg.norm_eps,
                    backend),
-        lm_head(cfg.tie_embeddings ? Parameter<T>() : Parameter<T>({cfg.vocab_size, cfg.d_model})),
+        lm_head(cfg.tie_embeddings ? nn::Param<B>() : nn::new_param(backend.get(), {cfg.vocab_size, cfg.d_model})),
         backend_(backend) {
     for (std::size_t l = 0; l < cfg.n_layers; ++l) blocks.emplace_back(cfg.block(), rng, backend);
-    if (!cfg.tie_embeddings)
-      rng.fill_normal(std::span<T>(lm_head.value.data(), lm_head.size()), 0.0, cfg.init_std);
+    if (!cfg.tie_embeddings) nn::fill_normal(lm_head, rng, cfg.init_std);
   }
 
   const DecoderConfig& config() const { return cfg_; }
@@ -166,7 +169,7 @@ class BasicDecoder {
   // hidden (B, T, C) -> logits (B, T, vocab) through the LM head (the token embedding when tied).
   Act logits(const Act& hidden) const {
     const std::size_t n = hidden.shape()[0] * hidden.shape()[1], c = cfg_.d_model, v = cfg_.vocab_size;
-    Act out({hidden.shape()[0], hidden.shape()[1], v});
+    Act out = nn::empty_activation(backend_.get(), {hidden.shape()[0], hidden.shape()[1], v});
     backend_.get().gemm(Transpose::no, Transpose::yes, n, v, c, 1.0f, hidden.data(), c, head_weight().value.data(), c,
                         0.0f, out.data(), v);
     return out;
@@ -177,8 +180,8 @@ class BasicDecoder {
     const std::size_t n = cache.hidden.shape()[0] * cache.hidden.shape()[1], c = cfg_.d_model, v = cfg_.vocab_size;
     require_shape(dlogits, {cache.hidden.shape()[0], cache.hidden.shape()[1], v}, "Decoder dlogits");
     B& be = backend_.get();
-    Parameter<T>& head = head_weight();
-    Act dhidden(cache.hidden.shape());
+    nn::Param<B>& head = head_weight();
+    Act dhidden = nn::empty_activation(be, cache.hidden.shape());
     be.gemm(Transpose::no, Transpose::no, n, c, v, 1.0f, dlogits.data(), v, head.value.data(), c, 0.0f,
             dhidden.data(), c);
     be.gemm_accumulate(Transpose::yes, Transpose::no, v, c, n, 1.0f, dlogits.data(), v, cache.hidden.data(), c,
@@ -199,15 +202,16 @@ class BasicDecoder {
 
   // Incremental decoding (inference only): ids (B, Tn) at positions (B, Tn) are appended to
   // the KV cache `kv`, whose mask must already cover them. Returns logits (B, Tn, vocab).
-  Act forward_cached(const nn::Tokens& ids, const Tensor<std::int32_t, 2>& positions, KvCache<T>& kv) const {
+  Act forward_cached(const nn::Tokens& ids, const Tensor<std::int32_t, 2>& positions, KvCache<B>& kv) const {
     const std::size_t t = ids.shape()[1];
     RLXF_REQUIRE(kv.layers.size() == blocks.size(), "KV cache has ", kv.layers.size(), " layers, the model ",
                  blocks.size());
     if (cfg_.is_gpt2() && kv.length + t > cfg_.max_positions)
       fail("Decoder: ", kv.length + t, " tokens exceed max_positions (", cfg_.max_positions, ")");
+    const auto key_mask = nn::on_backend(backend_.get(), std::span<const std::uint8_t>(kv.mask));
     Act x = embed(ids, positions);
     for (std::size_t l = 0; l < blocks.size(); ++l)
-      x = blocks[l].forward_cached(x, positions.data(), kv.view(l));
+      x = blocks[l].forward_cached(x, positions.data(), kv.view(l, key_mask.data()));
     kv.length += t;
     typename nn::BasicNorm<B>::Cache scratch;
     return logits(final_norm.forward(x, scratch));
@@ -225,7 +229,7 @@ class BasicDecoder {
   // "embed_positions.weight" (GPT-2), "layers.<i>.<block names>", "norm.weight"/"norm.bias",
   // "lm_head.weight" (untied only). model/checkpoint.hpp maps them to each family's
   // Hugging Face names.
-  void collect(ParameterList<T>& out, const std::string& prefix = "") {
+  void collect(nn::Params<B>& out, const std::string& prefix = "") {
     wte.collect(out, prefix + "embed_tokens.");
     if (wpe) wpe->collect(out, prefix + "embed_positions.");
     for (std::size_t l = 0; l < blocks.size(); ++l)
@@ -233,8 +237,8 @@ class BasicDecoder {
     final_norm.collect(out, prefix + "norm.");
     if (!cfg_.tie_embeddings) out.push_back({prefix + "lm_head.weight", &lm_head});
   }
-  ParameterList<T> parameters() {
-    ParameterList<T> ps;
+  nn::Params<B> parameters() {
+    nn::Params<B> ps;
     collect(ps);
     return ps;
   }
@@ -270,8 +274,8 @@ class BasicDecoder {
       fail("DecoderConfig: about ", total, " parameters, more than the 2^40 any machine could hold");
     return c;
   }
-  Parameter<T>& head_weight() { return cfg_.tie_embeddings ? wte.weight : lm_head; }
-  const Parameter<T>& head_weight() const { return cfg_.tie_embeddings ? wte.weight : lm_head; }
+  nn::Param<B>& head_weight() { return cfg_.tie_embeddings ? wte.weight : lm_head; }
+  const nn::Param<B>& head_weight() const { return cfg_.tie_embeddings ? wte.weight : lm_head; }
 
   DecoderConfig cfg_;
   bool checkpointing_ = false;
@@ -281,7 +285,7 @@ class BasicDecoder {
   std::optional<nn::BasicEmbedding<B>> wpe;  // GPT-2 only: position embedding (max_positions, C)
   std::vector<nn::BasicTransformerBlock<B>> blocks;
   nn::BasicNorm<B> final_norm;
-  Parameter<T> lm_head;  // (vocab, C) when untied; empty when tied to wte
+  nn::Param<B> lm_head;  // (vocab, C) when untied; empty when tied to wte
 
  private:
   nn::BackendRef<B> backend_;

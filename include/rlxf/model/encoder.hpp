@@ -1,7 +1,9 @@
 #pragma once
 // The reward model's trunk: a bidirectional BERT-family encoder. Token, position and segment
 // embeddings summed and LayerNorm-ed; post-norm blocks with exact GELU; pooling of the
-// [CLS] position through BERT's pooler (dense + tanh), or a masked mean of the tokens.
+// [CLS] position through BERT's pooler (dense + tanh), or a masked mean of the tokens. Both
+// poolings are one batched GEMM with weights over the positions (one-hot at [CLS], or 1/n
+// on the n real tokens), so they run on the backend as the rest of the encoder does.
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -10,13 +12,14 @@
 #include <vector>
 
 #include "rlxf/core/checked.hpp"
-#include "rlxf/core/parameter.hpp"
 #include "rlxf/core/range.hpp"
 #include "rlxf/core/rng.hpp"
 #include "rlxf/core/tensor.hpp"
 #include "rlxf/model/decoder.hpp"
 #include "rlxf/nn/block_stack.hpp"
 #include "rlxf/nn/embedding.hpp"
+#include "rlxf/nn/parameter.hpp"
+#include "rlxf/nn/storage.hpp"
 #include "rlxf/nn/transformer_block.hpp"
 
 namespace rlxf::model {
@@ -61,12 +64,14 @@ class BasicEncoder {
     typename nn::BasicLayerNorm<B>::Cache embed_norm;
     nn::BlockStackCache<B> blocks;
     Act hidden;                                 // (B, T, C) last layer
+    nn::Array<B, T> pool_weights;               // (B, T): pooled_b = sum_t w(b, t) hidden(b, t)
     typename nn::BasicLinear<B>::Cache pooler;  // cls: the [CLS] states (B, 1, C)
     Act pooled;                                 // (B, 1, C)
   };
 
   BasicEncoder(const EncoderConfig& cfg, Rng& rng, nn::BackendRef<B> backend = {})
       : cfg_(validated(cfg)),
+        backend_(backend),
         word(cfg.vocab_size, cfg.d_model, rng, cfg.init_std, backend),
         position(cfg.max_positions, cfg.d_model, rng, cfg.init_std, backend),
         token_type(cfg.type_vocab_size, cfg.d_model, rng, cfg.init_std, backend),
@@ -106,18 +111,18 @@ class BasicEncoder {
     x = embed_norm.forward(x, cache.embed_norm);
     const nn::AttentionMask am{&cache.mask, nullptr};
     cache.hidden = nn::forward_blocks(blocks, std::move(x), am, checkpointing_, cache.blocks);
-    cache.pooled = zeros<T, 3>({b, 1, cfg_.d_model});
+    B& be = backend_.get();
+    cache.pool_weights = pool_weights(cache.mask);
+    Act summed = nn::empty_activation(be, {b, 1, cfg_.d_model});
+    be.gemm_batched(Transpose::no, Transpose::no, 1, cfg_.d_model, t, 1.0f, cache.pool_weights.data(), t, t,
+                    cache.hidden.data(), cfg_.d_model, t * cfg_.d_model, 0.0f, summed.data(), cfg_.d_model,
+                    cfg_.d_model, b);
     if (pooler) {
-      Act cls = xt::view(cache.hidden, xt::all(), xt::range(0, 1), xt::all());
-      cache.pooled = xt::tanh(pooler->forward(cls, cache.pooler));
+      const Act pre = pooler->forward(summed, cache.pooler);
+      cache.pooled = nn::empty_activation(be, pre.shape());
+      be.tanh_forward(pre.data(), cache.pooled.data(), pre.size());
     } else {
-      for (std::size_t i = 0; i < b; ++i) {
-        const double n = count(cache.mask, i);
-        for (std::size_t j = 0; j < t; ++j)
-          if (cache.mask(i, j))
-            for (std::size_t c = 0; c < cfg_.d_model; ++c)
-              cache.pooled(i, 0, c) += static_cast<T>(static_cast<double>(cache.hidden(i, j, c)) / n);
-      }
+      cache.pooled = std::move(summed);
     }
     return cache.pooled;
   }
@@ -126,19 +131,17 @@ class BasicEncoder {
   void backward(const Act& dpooled, const Cache& cache) {
     const std::size_t b = cache.hidden.shape()[0], t = cache.hidden.shape()[1], c = cfg_.d_model;
     require_shape(dpooled, {b, 1, c}, "Encoder dpooled");
-    Act dx = zeros<T, 3>({b, t, c});
+    B& be = backend_.get();
+    Act dsummed = dpooled;
     if (pooler) {
-      const Act dpre = dpooled * (T(1) - cache.pooled * cache.pooled);  // tanh' = 1 - tanh^2
-      const Act dcls = pooler->backward(dpre, cache.pooler);
-      xt::view(dx, xt::all(), xt::range(0, 1), xt::all()) = dcls;
-    } else {
-      for (std::size_t i = 0; i < b; ++i) {
-        const double n = count(cache.mask, i);
-        for (std::size_t j = 0; j < t; ++j)
-          if (cache.mask(i, j))
-            for (std::size_t k = 0; k < c; ++k) dx(i, j, k) = static_cast<T>(static_cast<double>(dpooled(i, 0, k)) / n);
-      }
+      Act dpre = nn::zero_activation(be, dpooled.shape());
+      be.tanh_backward(cache.pooled.data(), dpooled.data(), dpre.data(), dpre.size());
+      dsummed = pooler->backward(dpre, cache.pooler);
     }
+    // dhidden_b (T, C) = w_b^T (T, 1) dsummed_b (1, C)
+    Act dx = nn::empty_activation(be, {b, t, c});
+    be.gemm_batched(Transpose::yes, Transpose::no, t, c, 1, 1.0f, cache.pool_weights.data(), t, t, dsummed.data(), c,
+                    c, 0.0f, dx.data(), c, t * c, b);
     dx = nn::backward_blocks(blocks, std::move(dx), nullptr, cache.blocks);
     dx = embed_norm.backward(dx, cache.embed_norm);
     word.backward(dx, cache.ids);
@@ -147,7 +150,7 @@ class BasicEncoder {
   }
 
   // rlxf's names; model/checkpoint.hpp maps them to Hugging Face BERT names.
-  void collect(ParameterList<T>& out, const std::string& prefix = "") {
+  void collect(nn::Params<B>& out, const std::string& prefix = "") {
     word.collect(out, prefix + "embeddings.word.");
     position.collect(out, prefix + "embeddings.position.");
     token_type.collect(out, prefix + "embeddings.token_type.");
@@ -156,8 +159,8 @@ class BasicEncoder {
       blocks[l].collect(out, prefix + "layers." + std::to_string(l) + ".");
     if (pooler) pooler->collect(out, prefix + "pooler.");
   }
-  ParameterList<T> parameters() {
-    ParameterList<T> ps;
+  nn::Params<B> parameters() {
+    nn::Params<B> ps;
     collect(ps);
     return ps;
   }
@@ -187,15 +190,36 @@ class BasicEncoder {
       fail("EncoderConfig: about ", total, " parameters, more than the 2^40 any machine could hold");
     return c;
   }
-  static double count(const Mask& mask, std::size_t row) {
-    double n = 0;
-    for (std::size_t j = 0; j < mask.shape()[1]; ++j) n += mask(row, j);
-    if (n == 0) fail("Encoder: row ", row, " has no real token to pool");
-    return n;
+  // The pooling weights of each row over its positions: one-hot at [CLS] (position 0), or
+  // 1/n on the row's n real tokens.
+  nn::Array<B, T> pool_weights(const Mask& mask) const {
+    const std::size_t b = mask.shape()[0], t = mask.shape()[1];
+    std::vector<typename B::accum_type> w(b * t, 0);
+    for (std::size_t i = 0; i < b; ++i) {
+      if (pooler) {
+        w[i * t] = 1;
+        continue;
+      }
+      double n = 0;
+      for (std::size_t j = 0; j < t; ++j) n += mask(i, j);
+      if (n == 0) fail("Encoder: row ", i, " has no real token to pool");
+      for (std::size_t j = 0; j < t; ++j)
+        if (mask(i, j)) w[i * t + j] = static_cast<typename B::accum_type>(1.0 / n);
+    }
+    B& be = backend_.get();
+    if constexpr (nn::host_memory<B>) {
+      return w;
+    } else {
+      const auto staged = nn::to_backend(be, std::span<const typename B::accum_type>(w));
+      nn::Array<B, T> out = nn::zeros_array<T>(be, w.size());
+      be.template cast<typename B::accum_type, T>(staged.data(), out.data(), w.size());
+      return out;
+    }
   }
 
   EncoderConfig cfg_;
   bool checkpointing_ = false;
+  nn::BackendRef<B> backend_;
 
  public:
   nn::BasicEmbedding<B> word, position, token_type;

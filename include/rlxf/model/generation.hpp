@@ -119,7 +119,7 @@ Generation<T> generate(const BasicDecoder<B>& model, const nn::Tokens& prompts, 
   g.response = zeros<std::int32_t, 2>({b, n});
   g.response_mask = zeros<std::uint8_t, 2>({b, n});
   g.logprobs = zeros<T, 2>({b, n});
-  KvCache<T> kv(model.config(), b, p + n);
+  KvCache<B> kv(model.config(), b, p + n, model.backend().get());
   for (std::size_t i = 0; i < b; ++i)
     for (std::size_t j = 0; j < p; ++j) kv.mask[i * kv.capacity + j] = prompt_mask(i, j);
   Tensor<std::int32_t, 2> positions = positions_from_mask(&prompt_mask, b, p);
@@ -131,6 +131,7 @@ Generation<T> generate(const BasicDecoder<B>& model, const nn::Tokens& prompts, 
   std::vector<bool> done(b, false);
   for (std::size_t step = 0; step < n; ++step) {
     nn::Tokens next = zeros<std::int32_t, 2>({b, 1});
+    const auto& z = nn::to_host(logits);  // the logits themselves on a CPU backend
     bool all_done = true;
     for (std::size_t i = 0; i < b; ++i) {
       if (done[i]) {
@@ -138,7 +139,7 @@ Generation<T> generate(const BasicDecoder<B>& model, const nn::Tokens& prompts, 
         g.response(i, step) = cfg.pad;
         continue;
       }
-      const auto [tok, lp] = detail::pick_token(&logits(i, last, 0), v, cfg, rng);
+      const auto [tok, lp] = detail::pick_token(&z(i, last, 0), v, cfg, rng);
       next(i, 0) = tok;
       g.response(i, step) = tok;
       g.response_mask(i, step) = 1;

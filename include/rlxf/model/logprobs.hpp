@@ -1,14 +1,17 @@
 #pragma once
 // Per-token log-probabilities from logits, as PPO and DPO need them, without materialising a
 // softmax copy of the logits: log p(y) = z_y / tau - logsumexp(z / tau).
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <vector>
 
 #include "rlxf/core/backend.hpp"
 #include "rlxf/core/tensor.hpp"
 #include "rlxf/nn/backend.hpp"
 #include "rlxf/nn/embedding.hpp"
 #include "rlxf/nn/linear.hpp"
+#include "rlxf/nn/storage.hpp"
 
 namespace rlxf::model {
 
@@ -32,7 +35,7 @@ inline nn::Tokens next_token_targets(const nn::Tokens& ids, const Tensor<std::ui
 template <class X>
 struct LogprobCache {
   using Backend = nn::backend_for_t<X>;
-  Tensor<typename Backend::accum_type, 1> lse;  // (B*T) log-sum-exp of each row of logits / temperature
+  nn::Array<Backend, typename Backend::accum_type> lse;  // (B*T) log-sum-exp of each row of logits / temperature
   double temperature = 1.0;
 };
 
@@ -48,11 +51,19 @@ Tensor<typename nn::backend_for_t<X>::accum_type, 2> token_logprobs(const nn::Ac
   const std::size_t b = logits.shape()[0], t = logits.shape()[1], v = logits.shape()[2];
   require_shape(targets, {b, t}, "token_logprobs targets");
   RLXF_REQUIRE(temperature > 0, "temperature must be positive, got ", temperature);
+  auto& be = backend.get();
   cache.temperature = temperature;
-  cache.lse = zeros<A, 1>({b * t});
+  cache.lse = nn::zeros_array<A>(be, b * t);
   Tensor<A, 2> logp = zeros<A, 2>({b, t});
-  backend.get().token_logprobs(logits.data(), targets.data(), logp.data(), cache.lse.data(), nullptr, b * t, v,
-                               temperature);
+  const auto rows = nn::on_backend(be, flat(targets));
+  if constexpr (nn::host_memory<nn::backend_for_t<X>>) {
+    be.token_logprobs(logits.data(), rows.data(), logp.data(), cache.lse.data(), nullptr, b * t, v, temperature);
+  } else {
+    auto out = nn::zeros_array<A>(be, b * t);
+    be.token_logprobs(logits.data(), rows.data(), out.data(), cache.lse.data(), nullptr, b * t, v, temperature);
+    const std::vector<A> host = nn::to_host(out);
+    std::copy(host.begin(), host.end(), logp.data());
+  }
   return logp;
 }
 
@@ -65,8 +76,11 @@ void token_logprobs_backward(const nn::Activation<X>& logits, const nn::Tokens& 
   const std::size_t b = logits.shape()[0], t = logits.shape()[1], v = logits.shape()[2];
   require_shape(dlogp, {b, t}, "token_logprobs_backward dlogp");
   require_shape(dlogits, {b, t, v}, "token_logprobs_backward dlogits");
-  backend.get().token_logprobs_backward(logits.data(), targets.data(), cache.lse.data(), dlogp.data(), dlogits.data(),
-                                        b * t, v, cache.temperature);
+  auto& be = backend.get();
+  const auto rows = nn::on_backend(be, flat(targets));
+  const auto d = nn::on_backend(be, flat(dlogp));
+  be.token_logprobs_backward(logits.data(), rows.data(), cache.lse.data(), d.data(), dlogits.data(), b * t, v,
+                             cache.temperature);
 }
 
 }  // namespace rlxf::model

@@ -12,13 +12,14 @@
 #include <string>
 
 #include "rlxf/core/error.hpp"
-#include "rlxf/core/parameter.hpp"
 #include "rlxf/core/rng.hpp"
 #include "rlxf/core/tensor.hpp"
 #include "rlxf/model/decoder.hpp"
 #include "rlxf/model/heads.hpp"
 #include "rlxf/model/logprobs.hpp"
 #include "rlxf/nn/linear.hpp"
+#include "rlxf/nn/parameter.hpp"
+#include "rlxf/nn/storage.hpp"
 
 namespace rlxf::model {
 
@@ -62,7 +63,7 @@ template <class B>
 class BasicPolicy {
  public:
   using Backend = B;
-  using T = typename B::value_type;
+  using A = typename B::accum_type;  // log-probs, values and their gradients (host tensors)
   using Act = nn::Activation<B>;
   struct Cache {
     typename BasicDecoder<B>::Cache decoder;
@@ -88,7 +89,7 @@ class BasicPolicy {
 
   const DecoderConfig& config() const { return decoder.config(); }
 
-  PolicyOutputs<T> forward(const SequenceBatch& batch, double temperature, bool with_values, Cache& cache) const {
+  PolicyOutputs<A> forward(const SequenceBatch& batch, double temperature, bool with_values, Cache& cache) const {
     RLXF_REQUIRE(batch.prompt_width <= batch.tokens.shape()[1], "Policy::forward: prompt width ", batch.prompt_width,
                  " exceeds the sequence length ", batch.tokens.shape()[1]);
     const std::size_t b = batch.rows(), p = batch.prompt_width, n = batch.response_width();
@@ -106,51 +107,53 @@ class BasicPolicy {
         if (batch.mask(r, p + i))
           cache.targets(r, p - 1 + i) = batch.tokens(r, p + i);
     const auto all = token_logprobs<B>(cache.logits, cache.targets, cache.logprob, temperature, decoder.backend());
-    PolicyOutputs<T> out{zeros<T, 2>({b, n}), {}};
+    PolicyOutputs<A> out{zeros<A, 2>({b, n}), {}};
     for (std::size_t r = 0; r < b; ++r)
       for (std::size_t i = 0; i < n; ++i)
         out.logprobs(r, i) = all(r, p - 1 + i);
     if (with_values) {
-      const Act v = value.forward(hidden, cache.value);  // (B, P + N, 1)
-      out.values = zeros<T, 2>({b, n});
+      const Act v_act = value.forward(hidden, cache.value);  // (B, P + N, 1)
+      const auto& v = nn::to_host(v_act);
+      out.values = zeros<A, 2>({b, n});
       for (std::size_t r = 0; r < b; ++r)
         for (std::size_t i = 0; i < n; ++i)
-          out.values(r, i) = batch.mask(r, p + i) ? v(r, p - 1 + i, 0) : T(0);
+          out.values(r, i) = batch.mask(r, p + i) ? static_cast<A>(v(r, p - 1 + i, 0)) : A(0);
     }
     return out;
   }
 
   // Accumulates the gradients of sum(dlogprobs * logprobs) + sum(dvalues * values) (dvalues may
   // be null; it must be given iff forward computed values).
-  void backward(const Tensor<T, 2>& dlogprobs, const Tensor<T, 2>* dvalues, const Cache& cache) {
+  void backward(const Tensor<A, 2>& dlogprobs, const Tensor<A, 2>* dvalues, const Cache& cache) {
     const std::size_t b = cache.targets.shape()[0], len = cache.targets.shape()[1];
     const std::size_t p = cache.prompt_width, n = len - p;
     require_shape(dlogprobs, {b, n}, "Policy::backward dlogprobs");
     RLXF_REQUIRE((dvalues != nullptr) == cache.with_values,
                  "Policy::backward: dvalues must be given exactly when forward computed values");
-    Tensor<T, 2> dall = zeros<T, 2>({b, len});
+    Tensor<A, 2> dall = zeros<A, 2>({b, len});
     for (std::size_t r = 0; r < b; ++r)
       for (std::size_t i = 0; i < n; ++i)
         dall(r, p - 1 + i) = dlogprobs(r, i);
-    Act dlogits = zeros<T, 3>({b, len, config().vocab_size});
+    B& be = decoder.backend().get();
+    Act dlogits = nn::zero_activation(be, {b, len, config().vocab_size});
     token_logprobs_backward<B>(cache.logits, cache.targets, cache.logprob, dall, dlogits, decoder.backend());
     Act dhidden = decoder.logits_backward(dlogits, cache.decoder);
     if (dvalues) {
       require_shape(*dvalues, {b, n}, "Policy::backward dvalues");
-      Act dv = zeros<T, 3>({b, len, 1});
+      Tensor<A, 3> dv = zeros<A, 3>({b, len, 1});
       for (std::size_t r = 0; r < b; ++r)
         for (std::size_t i = 0; i < n; ++i)
           if (cache.targets(r, p - 1 + i) != ignore_target)  // masked values are a constant 0
             dv(r, p - 1 + i, 0) = (*dvalues)(r, i);
-      const Act dvalue_hidden = value.backward(dv, cache.value);
-      decoder.backend().get().add(dvalue_hidden.data(), dhidden.data(), dhidden.size());
+      const Act dvalue_hidden = value.backward(nn::activation_from_host(be, dv), cache.value);
+      be.add(dvalue_hidden.data(), dhidden.data(), dhidden.size());
     }
     decoder.backward_hidden(dhidden, cache.decoder);
   }
 
   // The decoder's parameters (HF names), then the value head's ("v_head.") when asked.
-  ParameterList<T> parameters(bool with_value_head = true) {
-    ParameterList<T> ps = decoder.parameters();
+  nn::Params<B> parameters(bool with_value_head = true) {
+    nn::Params<B> ps = decoder.parameters();
     if (with_value_head)
       value.collect(ps, "v_head.");
     return ps;

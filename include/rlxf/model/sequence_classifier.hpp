@@ -32,8 +32,8 @@ class BasicSequenceClassifier {
     encoder.backward(classifier.backward(dlogits, cache.head), cache.encoder);
   }
 
-  ParameterList<T> parameters() {
-    ParameterList<T> ps = encoder.parameters();
+  nn::Params<B> parameters() {
+    nn::Params<B> ps = encoder.parameters();
     classifier.collect(ps, "classifier.");
     return ps;
   }

@@ -9,10 +9,11 @@
 #include <string>
 #include <vector>
 
-#include "rlxf/core/parameter.hpp"
 #include "rlxf/core/rng.hpp"
 #include "rlxf/nn/backend.hpp"
 #include "rlxf/nn/linear.hpp"
+#include "rlxf/nn/parameter.hpp"
+#include "rlxf/nn/storage.hpp"
 
 namespace rlxf::nn {
 
@@ -54,13 +55,13 @@ class BasicMultiHeadAttention {
   using T = typename B::value_type;
   struct Cache {
     typename BasicLinear<B>::Cache in;   // x, shared by the q, k, v projections
-    std::vector<T> q, k, v;              // (B, H, T, D) after RoPE; k, v with kv heads
-    std::vector<T> o;                    // (B, Hq, T, D)
-    std::vector<typename B::accum_type> lse;  // (B, Hq, T)
+    Array<B, T> q, k, v;                 // (B, H, T, D) after RoPE; k, v with kv heads
+    Array<B, T> o;                       // (B, Hq, T, D)
+    Array<B, typename B::accum_type> lse;  // (B, Hq, T)
     typename BasicLinear<B>::Cache out;  // attention output (B, T, Hq*D) fed to o_proj
-    std::vector<std::int32_t> positions;  // (B*T), when RoPE is on
-    std::size_t position_bound = 0;       // 1 + the largest of them: the rotation tables' extent
-    std::vector<std::uint8_t> key_mask;   // (B*T), empty when no padding mask was given
+    Array<B, std::int32_t> positions;    // (B*T), when RoPE is on
+    std::size_t position_bound = 0;      // 1 + the largest of them: the rotation tables' extent
+    Array<B, std::uint8_t> key_mask;     // (B*T), empty when no padding mask was given
     std::size_t bytes() const {
       return in.bytes() + held_bytes(q, k, v, o, lse, positions, key_mask) + out.bytes();
     }
@@ -82,41 +83,44 @@ class BasicMultiHeadAttention {
     const std::size_t b = x.shape()[0], t = x.shape()[1];
     const std::size_t hq = cfg_.n_heads, hkv = cfg_.kv_heads(), d = cfg_.head_dim();
     cache.in.x = x;
-    cache.key_mask.clear();
+    cache.key_mask = {};
     if (mask.key_padding) {
       require_shape(*mask.key_padding, {b, t}, "attention key_padding mask");
-      cache.key_mask.assign(mask.key_padding->begin(), mask.key_padding->end());
+      cache.key_mask = to_backend(be, flat(*mask.key_padding));
     }
     if (cfg_.rope) {
-      cache.positions = positions_of(mask, b, t);
-      cache.position_bound = position_bound(cache.positions.data(), b * t);
+      const std::vector<std::int32_t> positions = positions_of(mask, b, t);
+      cache.position_bound = position_bound(positions.data(), b * t);
+      cache.positions = to_backend(be, std::span<const std::int32_t>(positions));
     }
     const auto [q, k, v] = project(x, cache.positions.data(), cache.position_bound);
     cache.q = to_heads(q.data(), b, t, hq, d);
     cache.k = to_heads(k.data(), b, t, hkv, d);
     cache.v = to_heads(v.data(), b, t, hkv, d);
-    cache.o.assign(b * hq * t * d, T(0));
-    cache.lse.assign(b * hq * t, 0);
+    cache.o = zeros_array<T>(be, b * hq * t * d);
+    cache.lse = zeros_array<typename B::accum_type>(be, b * hq * t);
     be.attention_forward(cache.q.data(), cache.k.data(), cache.v.data(), cache.o.data(), cache.lse.data(),
                          dims(b, t), settings(cache));
     return o_proj.forward(from_heads(cache.o.data(), b, t, hq, d), cache.out);
   }
 
   // Incremental decoding (inference only): x (B, Tn, C) are the new tokens at `positions`
-  // (B*Tn); their keys and values are appended to the cache rows [length, length + Tn),
-  // and they attend to every filled row (causally among themselves). Returns (B, Tn, C).
+  // (B*Tn, host memory); their keys and values are appended to the cache rows [length,
+  // length + Tn), and they attend to every filled row (causally among themselves). Returns
+  // (B, Tn, C).
   Activation<B> forward_cached(const Activation<B>& x, const std::int32_t* positions, KvView<T> kv) const {
     B& be = backend_.get();
     const std::size_t b = x.shape()[0], t = x.shape()[1];
     const std::size_t hq = cfg_.n_heads, hkv = cfg_.kv_heads(), d = cfg_.head_dim();
     RLXF_REQUIRE(kv.length + t <= kv.capacity, "KV cache full: ", kv.length, " + ", t,
                  " rows exceed its capacity of ", kv.capacity);
-    const auto [q, k, v] = project(x, positions, cfg_.rope ? position_bound(positions, b * t) : 0);
+    const auto rows = on_backend(be, std::span<const std::int32_t>(positions, cfg_.rope ? b * t : 0));
+    const auto [q, k, v] = project(x, rows.data(), cfg_.rope ? position_bound(positions, b * t) : 0);
     be.split_heads(k.data(), kv.k, b, t, hkv, d, kv.capacity, kv.length);
     be.split_heads(v.data(), kv.v, b, t, hkv, d, kv.capacity, kv.length);
-    const std::vector<T> qh = to_heads(q.data(), b, t, hq, d);
-    std::vector<T> o(qh.size());
-    std::vector<typename B::accum_type> lse(b * hq * t);
+    const Array<B, T> qh = to_heads(q.data(), b, t, hq, d);
+    Array<B, T> o = zeros_array<T>(be, qh.size());
+    Array<B, typename B::accum_type> lse = zeros_array<typename B::accum_type>(be, b * hq * t);
     AttentionSettings s;
     s.causal = cfg_.causal;
     s.key_mask = kv.key_mask;
@@ -130,8 +134,9 @@ class BasicMultiHeadAttention {
     const std::size_t b = cache.in.x.shape()[0], t = cache.in.x.shape()[1];
     const std::size_t hq = cfg_.n_heads, hkv = cfg_.kv_heads(), d = cfg_.head_dim();
     const Activation<B> dattn = o_proj.backward(dy, cache.out);
-    const std::vector<T> dout = to_heads(dattn.data(), b, t, hq, d);
-    std::vector<T> dq(cache.q.size(), T(0)), dk(cache.k.size(), T(0)), dv(cache.v.size(), T(0));
+    const Array<B, T> dout = to_heads(dattn.data(), b, t, hq, d);
+    Array<B, T> dq = zeros_array<T>(be, cache.q.size()), dk = zeros_array<T>(be, cache.k.size()),
+                dv = zeros_array<T>(be, cache.v.size());
     be.attention_backward(cache.q.data(), cache.k.data(), cache.v.data(), cache.o.data(), cache.lse.data(),
                           dout.data(), dq.data(), dk.data(), dv.data(), dims(b, t), settings(cache));
     Activation<B> dq_tok = from_heads(dq.data(), b, t, hq, d);
@@ -146,7 +151,7 @@ class BasicMultiHeadAttention {
     return dx;
   }
 
-  void collect(ParameterList<T>& out, const std::string& prefix) {
+  void collect(Params<B>& out, const std::string& prefix) {
     q_proj.collect(out, prefix + "q_proj.");
     k_proj.collect(out, prefix + "k_proj.");
     v_proj.collect(out, prefix + "v_proj.");
@@ -177,7 +182,7 @@ class BasicMultiHeadAttention {
     }
     return p;
   }
-  // One more than the largest position (host memory): the rotation tables' extent.
+  // One more than the largest of n positions (host memory): the rotation tables' extent.
   static std::size_t position_bound(const std::int32_t* positions, std::size_t n) {
     std::int32_t top = 0;
     for (std::size_t i = 0; i < n; ++i) top = std::max(top, positions[i]);
@@ -202,14 +207,16 @@ class BasicMultiHeadAttention {
     return pos;
   }
   // (B, T, H*D) token-major -> (B, H, T, D) head-major, and back.
-  std::vector<T> to_heads(const T* x, std::size_t b, std::size_t t, std::size_t h, std::size_t d) const {
-    std::vector<T> y(b * h * t * d);
-    backend_.get().split_heads(x, y.data(), b, t, h, d, t, 0);
+  Array<B, T> to_heads(const T* x, std::size_t b, std::size_t t, std::size_t h, std::size_t d) const {
+    B& be = backend_.get();
+    Array<B, T> y = zeros_array<T>(be, b * h * t * d);
+    be.split_heads(x, y.data(), b, t, h, d, t, 0);
     return y;
   }
   Activation<B> from_heads(const T* x, std::size_t b, std::size_t t, std::size_t h, std::size_t d) const {
-    Activation<B> y({b, t, h * d});
-    backend_.get().merge_heads(x, y.data(), b, t, h, d);
+    B& be = backend_.get();
+    Activation<B> y = empty_activation(be, {b, t, h * d});
+    be.merge_heads(x, y.data(), b, t, h, d);
     return y;
   }
 

@@ -6,14 +6,13 @@
 //   nn::Linear<float>  = nn::BasicLinear<cpu::Backend<float>>
 //   nn::Linear<double> = nn::BasicLinear<cpu::Backend<double>>   (finite-difference checks)
 //   nn::Linear<B>      = nn::BasicLinear<B>                       for a backend B
-// Activations are Activation<B>: host tensors (xtensor), which the CPU backends compute on
-// in place.
+// What the layers keep in a backend's memory (activations, arrays) is in nn/storage.hpp,
+// their parameters in nn/parameter.hpp.
 #include <cstddef>
 #include <type_traits>
 
 #include "rlxf/concepts.hpp"
 #include "rlxf/core/error.hpp"
-#include "rlxf/core/tensor.hpp"
 #include "rlxf/cpu/backend.hpp"
 
 namespace rlxf::nn {
@@ -35,18 +34,6 @@ struct backend_for<double> {
 };
 template <class X>
 using backend_for_t = typename backend_for<X>::type;
-
-// Activations flowing between layers, (batch, time, channels), in the backend's value type
-// (X: a backend, or float / double).
-template <class X>
-using Activation = Tensor<typename backend_for_t<X>::value_type, 3>;
-
-// Bytes held by the given containers (tensors, vectors): what a layer's cache keeps for the
-// backward, as the caches' bytes() count it.
-template <class... Containers>
-std::size_t held_bytes(const Containers&... c) {
-  return ((c.size() * sizeof(typename Containers::value_type)) + ... + std::size_t{0});
-}
 
 // A layer's handle on its backend. The CPU backends hold no state, so a default handle
 // reaches one shared instance; a backend with state (a GPU's stream and workspace) is

@@ -12,6 +12,7 @@
 #include "rlxf/core/error.hpp"
 #include "rlxf/core/tensor.hpp"
 #include "rlxf/nn/backend.hpp"
+#include "rlxf/nn/storage.hpp"
 #include "rlxf/nn/transformer_block.hpp"
 
 namespace rlxf::nn {

@@ -4,10 +4,11 @@
 #include <cstdint>
 #include <string>
 
-#include "rlxf/core/parameter.hpp"
 #include "rlxf/core/rng.hpp"
 #include "rlxf/core/tensor.hpp"
 #include "rlxf/nn/backend.hpp"
+#include "rlxf/nn/parameter.hpp"
+#include "rlxf/nn/storage.hpp"
 
 namespace rlxf::nn {
 
@@ -21,9 +22,9 @@ class BasicEmbedding {
 
   // Rows drawn from N(0, init_std^2) (GPT-2 and BERT use 0.02).
   BasicEmbedding(std::size_t vocab, std::size_t dim, Rng& rng, double init_std = 0.02, BackendRef<B> backend = {})
-      : weight({vocab, dim}), vocab_(vocab), dim_(dim), backend_(backend) {
+      : weight(new_param(backend.get(), {vocab, dim})), vocab_(vocab), dim_(dim), backend_(backend) {
     RLXF_REQUIRE(vocab > 0 && dim > 0, "Embedding needs vocab > 0 and dim > 0");
-    rng.fill_normal(std::span<T>(weight.value.data(), weight.size()), 0.0, init_std);
+    fill_normal(weight, rng, init_std);
   }
 
   std::size_t vocab() const { return vocab_; }
@@ -31,7 +32,7 @@ class BasicEmbedding {
 
   // ids (B, T) -> (B, T, dim). An id outside [0, vocab) is an error naming its position.
   Activation<B> forward(const Tokens& ids) const {
-    Activation<B> y({ids.shape()[0], ids.shape()[1], dim_});
+    Activation<B> y = empty_activation(backend_.get(), {ids.shape()[0], ids.shape()[1], dim_});
     gather(ids, y, false);
     return y;
   }
@@ -45,19 +46,23 @@ class BasicEmbedding {
   void backward(const Activation<B>& dy, const Tokens& ids) {
     require_shape(dy, {ids.shape()[0], ids.shape()[1], dim_}, "Embedding::backward dy");
     check_ids(ids);
-    backend_.get().embedding_backward(ids.data(), dy.data(), weight.grad.data(), ids.size(), dim_);
+    B& b = backend_.get();
+    const auto rows = on_backend(b, flat(ids));
+    b.embedding_backward(rows.data(), dy.data(), weight.grad.data(), ids.size(), dim_);
   }
 
-  void collect(ParameterList<T>& out, const std::string& prefix) {
+  void collect(Params<B>& out, const std::string& prefix) {
     out.push_back({prefix + "weight", &weight});
   }
 
-  Parameter<T> weight;  // (vocab, dim)
+  Param<B> weight;  // (vocab, dim)
 
  private:
   void gather(const Tokens& ids, Activation<B>& y, bool accumulate) const {
     check_ids(ids);
-    backend_.get().embedding_forward(ids.data(), weight.value.data(), y.data(), ids.size(), dim_, accumulate);
+    B& b = backend_.get();
+    const auto rows = on_backend(b, flat(ids));
+    b.embedding_forward(rows.data(), weight.value.data(), y.data(), ids.size(), dim_, accumulate);
   }
   void check_ids(const Tokens& ids) const {
     for (std::size_t i = 0; i < ids.size(); ++i) {

@@ -3,10 +3,10 @@
 #include <cstddef>
 #include <string>
 
-#include "rlxf/core/parameter.hpp"
 #include "rlxf/core/rng.hpp"
-#include "rlxf/core/tensor.hpp"
 #include "rlxf/nn/backend.hpp"
+#include "rlxf/nn/parameter.hpp"
+#include "rlxf/nn/storage.hpp"
 
 namespace rlxf::nn {
 
@@ -22,10 +22,13 @@ class BasicLinear {
   // Weights drawn from N(0, init_std^2) (GPT-2 and BERT use 0.02), bias zero.
   BasicLinear(std::size_t in, std::size_t out, bool with_bias, Rng& rng, double init_std = 0.02,
               BackendRef<B> backend = {})
-      : weight({out, in}), bias(with_bias ? Parameter<T>({out}) : Parameter<T>()), in_(in), out_(out),
+      : weight(new_param(backend.get(), {out, in})),
+        bias(with_bias ? new_param(backend.get(), {out}) : Param<B>()),
+        in_(in),
+        out_(out),
         backend_(backend) {
     RLXF_REQUIRE(in > 0 && out > 0, "Linear needs in > 0 and out > 0, got ", in, " and ", out);
-    rng.fill_normal(std::span<T>(weight.value.data(), weight.size()), 0.0, init_std);
+    fill_normal(weight, rng, init_std);
   }
 
   std::size_t in_features() const { return in_; }
@@ -42,10 +45,10 @@ class BasicLinear {
     const auto& sh = x.shape();
     if (sh[2] != in_) fail("Linear: input has ", sh[2], " features, the layer takes ", in_);
     const std::size_t n = sh[0] * sh[1];
-    Activation<B> y({sh[0], sh[1], out_});
-    backend_.get().gemm_epilogue(Transpose::no, Transpose::yes, n, out_, in_, 1.0f, x.data(), in_,
-                                 weight.value.data(), in_, 0.0f, y.data(), out_, has_bias() ? bias.value.data() : nullptr,
-                                 GemmEpilogue::none);
+    B& b = backend_.get();
+    Activation<B> y = empty_activation(b, {sh[0], sh[1], out_});
+    b.gemm_epilogue(Transpose::no, Transpose::yes, n, out_, in_, 1.0f, x.data(), in_, weight.value.data(), in_, 0.0f,
+                    y.data(), out_, has_bias() ? master_data(bias) : nullptr, GemmEpilogue::none);
     return y;
   }
 
@@ -55,7 +58,7 @@ class BasicLinear {
     require_shape(dy, {sh[0], sh[1], out_}, "Linear::backward dy");
     const std::size_t n = sh[0] * sh[1];
     B& b = backend_.get();
-    Activation<B> dx = zeros<T, 3>({sh[0], sh[1], in_});
+    Activation<B> dx = empty_activation(b, {sh[0], sh[1], in_});
     b.gemm(Transpose::no, Transpose::no, n, in_, out_, 1.0f, dy.data(), out_, weight.value.data(), in_, 0.0f,
            dx.data(), in_);
     b.gemm_accumulate(Transpose::yes, Transpose::no, out_, in_, n, 1.0f, dy.data(), out_, cache.x.data(), in_,
@@ -64,13 +67,13 @@ class BasicLinear {
     return dx;
   }
 
-  void collect(ParameterList<T>& out, const std::string& prefix) {
+  void collect(Params<B>& out, const std::string& prefix) {
     out.push_back({prefix + "weight", &weight});
     if (has_bias()) out.push_back({prefix + "bias", &bias});
   }
 
-  Parameter<T> weight;  // (out, in)
-  Parameter<T> bias;    // (out), or empty without bias
+  Param<B> weight;  // (out, in)
+  Param<B> bias;    // (out), or empty without bias
 
  private:
   std::size_t in_, out_;

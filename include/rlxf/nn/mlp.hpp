@@ -4,10 +4,11 @@
 #include <optional>
 #include <string>
 
-#include "rlxf/core/parameter.hpp"
 #include "rlxf/core/rng.hpp"
 #include "rlxf/nn/backend.hpp"
 #include "rlxf/nn/linear.hpp"
+#include "rlxf/nn/parameter.hpp"
+#include "rlxf/nn/storage.hpp"
 
 namespace rlxf::nn {
 
@@ -54,7 +55,7 @@ class BasicMlp {
     B& b = backend_.get();
     cache.in.x = x;
     cache.pre = fc.apply(x);
-    Activation<B> act(cache.pre.shape());
+    Activation<B> act = empty_activation(b, cache.pre.shape());
     const std::size_t n = act.size();
     if (cfg_.kind == MlpKind::swiglu) {
       cache.up = up->apply(x);
@@ -68,10 +69,10 @@ class BasicMlp {
   Activation<B> backward(const Activation<B>& dy, const Cache& cache) {
     B& b = backend_.get();
     const Activation<B> dact = proj.backward(dy, cache.out);
-    Activation<B> dpre = zeros<T, 3>(cache.pre.shape());
+    Activation<B> dpre = zero_activation(b, cache.pre.shape());
     const std::size_t n = dpre.size();
     if (cfg_.kind == MlpKind::swiglu) {
-      Activation<B> dup = zeros<T, 3>(cache.up.shape());
+      Activation<B> dup = zero_activation(b, cache.up.shape());
       b.swiglu_backward(cache.pre.data(), cache.up.data(), dact.data(), dpre.data(), dup.data(), n);
       Activation<B> dx = fc.backward(dpre, cache.in);
       b.add(up->backward(dup, cache.in).data(), dx.data(), dx.size());
@@ -82,7 +83,7 @@ class BasicMlp {
   }
 
   // Names follow LLaMA for SwiGLU (gate_proj, up_proj, down_proj) and GPT-2 otherwise (c_fc, c_proj).
-  void collect(ParameterList<T>& out, const std::string& prefix) {
+  void collect(Params<B>& out, const std::string& prefix) {
     if (cfg_.kind == MlpKind::swiglu) {
       fc.collect(out, prefix + "gate_proj.");
       up->collect(out, prefix + "up_proj.");

@@ -5,9 +5,9 @@
 #include <string>
 #include <variant>
 
-#include "rlxf/core/parameter.hpp"
-#include "rlxf/core/tensor.hpp"
 #include "rlxf/nn/backend.hpp"
+#include "rlxf/nn/parameter.hpp"
+#include "rlxf/nn/storage.hpp"
 
 namespace rlxf::nn {
 
@@ -17,44 +17,48 @@ class BasicLayerNorm {
   using T = typename B::value_type;
   struct Cache {
     Activation<B> x;
-    Tensor<typename B::accum_type, 1> mean, rstd;  // (B*T)
+    Array<B, typename B::accum_type> mean, rstd;  // (B*T)
     std::size_t bytes() const { return held_bytes(x, mean, rstd); }
   };
 
   // gamma = 1, beta = 0; eps 1e-5 (GPT-2; BERT uses 1e-12).
   explicit BasicLayerNorm(std::size_t dim, double eps = 1e-5, bool with_bias = true, BackendRef<B> backend = {})
-      : weight({dim}), bias(with_bias ? Parameter<T>({dim}) : Parameter<T>()), eps_(eps), backend_(backend) {
+      : weight(new_param(backend.get(), {dim})),
+        bias(with_bias ? new_param(backend.get(), {dim}) : Param<B>()),
+        eps_(eps),
+        backend_(backend) {
     RLXF_REQUIRE(dim > 0 && eps > 0, "LayerNorm needs dim > 0 and eps > 0");
-    weight.value.fill(T(1));
+    fill_constant(weight, 1.0);
   }
 
   // x (B, T, C) -> (B, T, C)
   Activation<B> forward(const Activation<B>& x, Cache& cache) const {
     const auto [n, c] = rows_of(x);
+    B& b = backend_.get();
     cache.x = x;
-    cache.mean = zeros<typename B::accum_type, 1>({n});
-    cache.rstd = zeros<typename B::accum_type, 1>({n});
-    Activation<B> y(x.shape());
-    backend_.get().layernorm_forward(x.data(), weight.value.data(), bias_data(), y.data(), cache.mean.data(),
-                                     cache.rstd.data(), n, c, eps_);
+    cache.mean = zeros_array<typename B::accum_type>(b, n);
+    cache.rstd = zeros_array<typename B::accum_type>(b, n);
+    Activation<B> y = empty_activation(b, x.shape());
+    b.layernorm_forward(x.data(), weight.value.data(), bias_data(), y.data(), cache.mean.data(), cache.rstd.data(), n,
+                        c, eps_);
     return y;
   }
   Activation<B> backward(const Activation<B>& dy, const Cache& cache) {
     const auto [n, c] = rows_of(cache.x);
     require_shape(dy, {cache.x.shape()[0], cache.x.shape()[1], c}, "LayerNorm::backward dy");
-    Activation<B> dx = zeros<T, 3>({cache.x.shape()[0], cache.x.shape()[1], c});
+    Activation<B> dx = zero_activation(backend_.get(), {cache.x.shape()[0], cache.x.shape()[1], c});
     backend_.get().layernorm_backward(dy.data(), cache.x.data(), weight.value.data(), cache.mean.data(),
                                       cache.rstd.data(), dx.data(), weight.grad.data(),
                                       bias.size() ? bias.grad.data() : nullptr, n, c);
     return dx;
   }
-  void collect(ParameterList<T>& out, const std::string& prefix) {
+  void collect(Params<B>& out, const std::string& prefix) {
     out.push_back({prefix + "weight", &weight});
     if (bias.size()) out.push_back({prefix + "bias", &bias});
   }
 
-  Parameter<T> weight;  // gamma (C)
-  Parameter<T> bias;    // beta (C), or empty
+  Param<B> weight;  // gamma (C)
+  Param<B> bias;    // beta (C), or empty
 
  private:
   const T* bias_data() const { return bias.size() ? bias.value.data() : nullptr; }
@@ -73,40 +77,41 @@ class BasicRMSNorm {
   using T = typename B::value_type;
   struct Cache {
     Activation<B> x;
-    Tensor<typename B::accum_type, 1> rstd;  // (B*T)
+    Array<B, typename B::accum_type> rstd;  // (B*T)
     std::size_t bytes() const { return held_bytes(x, rstd); }
   };
 
   // gamma = 1; eps 1e-6 (LLaMA's rms_norm_eps is 1e-6 or 1e-5 by release).
   explicit BasicRMSNorm(std::size_t dim, double eps = 1e-6, BackendRef<B> backend = {})
-      : weight({dim}), eps_(eps), backend_(backend) {
+      : weight(new_param(backend.get(), {dim})), eps_(eps), backend_(backend) {
     RLXF_REQUIRE(dim > 0 && eps > 0, "RMSNorm needs dim > 0 and eps > 0");
-    weight.value.fill(T(1));
+    fill_constant(weight, 1.0);
   }
 
   // x (B, T, C) -> (B, T, C)
   Activation<B> forward(const Activation<B>& x, Cache& cache) const {
     const std::size_t c = x.shape()[2], n = x.shape()[0] * x.shape()[1];
     if (c != weight.size()) fail("RMSNorm: input has ", c, " channels, the layer takes ", weight.size());
+    B& b = backend_.get();
     cache.x = x;
-    cache.rstd = zeros<typename B::accum_type, 1>({n});
-    Activation<B> y(x.shape());
-    backend_.get().rmsnorm_forward(x.data(), weight.value.data(), y.data(), cache.rstd.data(), n, c, eps_);
+    cache.rstd = zeros_array<typename B::accum_type>(b, n);
+    Activation<B> y = empty_activation(b, x.shape());
+    b.rmsnorm_forward(x.data(), weight.value.data(), y.data(), cache.rstd.data(), n, c, eps_);
     return y;
   }
   Activation<B> backward(const Activation<B>& dy, const Cache& cache) {
     const std::size_t c = cache.x.shape()[2], n = cache.x.shape()[0] * cache.x.shape()[1];
     require_shape(dy, {cache.x.shape()[0], cache.x.shape()[1], c}, "RMSNorm::backward dy");
-    Activation<B> dx = zeros<T, 3>({cache.x.shape()[0], cache.x.shape()[1], c});
+    Activation<B> dx = zero_activation(backend_.get(), {cache.x.shape()[0], cache.x.shape()[1], c});
     backend_.get().rmsnorm_backward(dy.data(), cache.x.data(), weight.value.data(), cache.rstd.data(), dx.data(),
                                     weight.grad.data(), n, c);
     return dx;
   }
-  void collect(ParameterList<T>& out, const std::string& prefix) {
+  void collect(Params<B>& out, const std::string& prefix) {
     out.push_back({prefix + "weight", &weight});
   }
 
-  Parameter<T> weight;  // gamma (C)
+  Param<B> weight;  // gamma (C)
 
  private:
   double eps_;
@@ -149,7 +154,7 @@ class BasicNorm {
         },
         layer_);
   }
-  void collect(ParameterList<T>& out, const std::string& prefix) {
+  void collect(Params<B>& out, const std::string& prefix) {
     std::visit([&](auto& layer) { layer.collect(out, prefix); }, layer_);
   }
 

@@ -76,7 +76,7 @@ class BasicTransformerBlock {
   }
 
   // Names follow LLaMA: input_layernorm, self_attn, post_attention_layernorm, mlp.
-  void collect(ParameterList<T>& out, const std::string& prefix) {
+  void collect(Params<B>& out, const std::string& prefix) {
     norm1.collect(out, prefix + "input_layernorm.");
     attn.collect(out, prefix + "self_attn.");
     norm2.collect(out, prefix + "post_attention_layernorm.");

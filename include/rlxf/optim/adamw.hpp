@@ -10,9 +10,10 @@
 // the gradient (which would make it pass through the adaptive scaling, as in Adam + L2).
 // Parameters excluded from weight decay (see DecayRule) take the same update with wd = 0.
 //
-// Moments are stored in T (as PyTorch stores them in the parameter's dtype); each new m, v and
-// p is computed in double from the stored values and rounded to T once. The update is elementwise,
-// so splitting it across threads never changes a result.
+// Moments are stored in the parameters' accumulation type (as PyTorch stores them in the
+// parameter's dtype; f32 master weights on a GPU); on the CPU each new m, v and p is computed
+// in double from the stored values and rounded once (cpu::Backend::adamw). The update is
+// elementwise, so splitting it across threads never changes a result.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -27,7 +28,8 @@
 #include "rlxf/concepts.hpp"
 #include "rlxf/core/error.hpp"
 #include "rlxf/core/parameter.hpp"
-#include "rlxf/core/threading.hpp"
+#include "rlxf/nn/parameter.hpp"
+#include "rlxf/nn/storage.hpp"
 
 namespace rlxf::optim {
 
@@ -77,18 +79,25 @@ struct AdamWState {
   std::vector<std::vector<T>> second_moment;    // v, one vector per parameter
 };
 
-template <class T>
-class AdamW {
-  static_assert(std::is_floating_point_v<T>, "AdamW<T>: T must be a floating-point type");
+// AdamW over parameters P of one backend: host Parameter<T> (AdamW<T>), or a model's
+// DeviceParameter<B> on a GPU backend (nn/parameter.hpp), whose master values it updates in
+// the accumulation type and then rounds into the working values. The update is the
+// backend's adamw, one launch a parameter.
+template <class P>
+class BasicAdamW {
+  using Traits = nn::parameter_traits<P>;
 
  public:
+  using A = typename Traits::accum_type;  // master values, gradients and moments
+  using List = std::vector<BasicParameterRef<P>>;
+  static_assert(std::is_floating_point_v<A>, "AdamW: the parameters' accumulation type must be floating-point");
+
   // Optimizes `params` (each must appear once). `decays` picks the parameters that take weight
   // decay, by name: decay_all (the default, as torch.optim.AdamW with one group) or
   // decay_except_bias_and_norm (the Hugging Face convention), or any rule of the caller's.
   // Throws rlxf::Error naming the field for a config out of range: lr >= 0, 0 <= beta1 < 1,
   // 0 <= beta2 < 1, eps > 0, weight_decay >= 0, all finite.
-  explicit AdamW(ParameterList<T> params, AdamWConfig cfg = {},
-                 const DecayRule& decays = decay_all)
+  explicit BasicAdamW(List params, AdamWConfig cfg = {}, const DecayRule& decays = decay_all)
       : params_(std::move(params)), cfg_(cfg) {
     RLXF_REQUIRE(std::isfinite(cfg.lr) && cfg.lr >= 0, "AdamWConfig.lr must be finite and >= 0, got ",
                  cfg.lr);
@@ -100,16 +109,16 @@ class AdamW {
                  cfg.eps);
     RLXF_REQUIRE(std::isfinite(cfg.weight_decay) && cfg.weight_decay >= 0,
                  "AdamWConfig.weight_decay must be finite and >= 0, got ", cfg.weight_decay);
-    std::vector<const Parameter<T>*> seen;
+    std::vector<const P*> seen;
     for (const auto& ref : params_) {
       RLXF_REQUIRE(ref.param != nullptr, "parameter '", ref.name, "' is null");
-      RLXF_REQUIRE(ref.param->grad.size() == ref.param->value.size(), "parameter '", ref.name,
-                   "': grad has ", ref.param->grad.size(), " elements, value has ",
-                   ref.param->value.size());
+      RLXF_REQUIRE(ref.param->grad.size() == ref.param->size(), "parameter '", ref.name, "': grad has ",
+                   ref.param->grad.size(), " elements, value has ", ref.param->size());
       seen.push_back(ref.param);
       decay_.push_back(decays(ref.name));
-      first_.emplace_back(ref.param->size(), T(0));
-      second_.emplace_back(ref.param->size(), T(0));
+      auto& b = nn::backend_of(*ref.param);
+      first_.push_back(nn::zeros_array<A>(b, ref.param->size()));
+      second_.push_back(nn::zeros_array<A>(b, ref.param->size()));
     }
     std::sort(seen.begin(), seen.end());
     RLXF_REQUIRE(std::adjacent_find(seen.begin(), seen.end()) == seen.end(),
@@ -121,9 +130,14 @@ class AdamW {
     for (std::size_t i = 0; i < params_.size(); ++i) check_sizes(i);
     ++steps_;
     const double t = static_cast<double>(steps_);
-    const double correction1 = 1 - std::pow(cfg_.beta1, t);  // 1 - beta1^t
-    const double correction2 = 1 - std::pow(cfg_.beta2, t);  // 1 - beta2^t
-    for (std::size_t i = 0; i < params_.size(); ++i) update(i, correction1, correction2);
+    AdamWStep s{.lr = cfg_.lr, .beta1 = cfg_.beta1, .beta2 = cfg_.beta2, .eps = cfg_.eps, .weight_decay = 0,
+                .correction1 = 1 - std::pow(cfg_.beta1, t), .correction2 = 1 - std::pow(cfg_.beta2, t)};
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      P& p = *params_[i].param;
+      s.weight_decay = decay_[i] ? cfg_.weight_decay : 0.0;
+      nn::backend_of(p).adamw(nn::master_data(p), p.grad.data(), first_[i].data(), second_[i].data(), p.size(), s);
+      nn::refresh_working(p);
+    }
   }
   // Sets the learning rate, then steps.
   void step(double lr) {
@@ -145,17 +159,26 @@ class AdamW {
   // The configuration; its lr is the current one.
   const AdamWConfig& config() const { return cfg_; }
 
-  const ParameterList<T>& params() const { return params_; }
-  // Whether parameter i (in ParameterList order) takes weight decay.
+  const List& params() const { return params_; }
+  // Whether parameter i (in list order) takes weight decay.
   bool decays(std::size_t i) const { return decay_.at(i); }
-  // The moments of parameter i, flattened row-major.
-  std::span<const T> first_moment(std::size_t i) const { return first_.at(i); }
-  std::span<const T> second_moment(std::size_t i) const { return second_.at(i); }
+  // The moments of parameter i, flattened row-major: a view on the host, a host copy of a
+  // device's.
+  auto first_moment(std::size_t i) const { return host_view(first_.at(i)); }
+  auto second_moment(std::size_t i) const { return host_view(second_.at(i)); }
 
   // A copy of the state, for a checkpoint.
-  AdamWState<T> state() const { return {steps_, cfg_.lr, first_, second_}; }
+  AdamWState<A> state() const {
+    AdamWState<A> s{steps_, cfg_.lr, {}, {}};
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      const auto m = first_moment(i), v = second_moment(i);
+      s.first_moment.emplace_back(m.begin(), m.end());
+      s.second_moment.emplace_back(v.begin(), v.end());
+    }
+    return s;
+  }
   // Resumes from `s`, taken from an AdamW over parameters of the same sizes in the same order.
-  void restore(AdamWState<T> s) {
+  void restore(AdamWState<A> s) {
     RLXF_REQUIRE(s.first_moment.size() == params_.size() && s.second_moment.size() == params_.size(),
                  "state has ", s.first_moment.size(), " first and ", s.second_moment.size(),
                  " second moments for ", params_.size(), " parameters");
@@ -167,50 +190,39 @@ class AdamW {
                    s.second_moment[i].size());
     set_lr(s.lr);
     steps_ = s.steps;
-    first_ = std::move(s.first_moment);
-    second_ = std::move(s.second_moment);
+    for (std::size_t i = 0; i < params_.size(); ++i) {
+      auto& b = nn::backend_of(*params_[i].param);
+      first_[i] = nn::to_backend(b, std::span<const A>(s.first_moment[i]));
+      second_[i] = nn::to_backend(b, std::span<const A>(s.second_moment[i]));
+    }
   }
 
  private:
-  // Below this many elements a parameter is updated on the calling thread.
-  static constexpr std::size_t kParallelMin = std::size_t{1} << 14;
+  using Moments = nn::Array<typename Traits::backend, A>;
 
+  static auto host_view(const Moments& m) {
+    if constexpr (nn::host_memory<typename Traits::backend>)
+      return std::span<const A>(m);
+    else
+      return nn::to_host(m);
+  }
   void check_sizes(std::size_t i) const {
     const auto& ref = params_[i];
-    RLXF_REQUIRE(ref.param->value.size() == first_[i].size() &&
-                     ref.param->grad.size() == first_[i].size(),
+    RLXF_REQUIRE(ref.param->size() == first_[i].size() && ref.param->grad.size() == first_[i].size(),
                  "parameter '", ref.name, "' changed size since the optimizer was built: value ",
-                 ref.param->value.size(), ", grad ", ref.param->grad.size(), ", moments ",
-                 first_[i].size());
+                 ref.param->size(), ", grad ", ref.param->grad.size(), ", moments ", first_[i].size());
   }
 
-  void update(std::size_t i, double correction1, double correction2) {
-    T* p = params_[i].param->value.data();
-    const T* g = params_[i].param->grad.data();
-    T* m = first_[i].data();
-    T* v = second_[i].data();
-    const double lr = cfg_.lr, beta1 = cfg_.beta1, beta2 = cfg_.beta2, eps = cfg_.eps;
-    const double wd = decay_[i] ? cfg_.weight_decay : 0.0;
-    parallel_for(
-        first_[i].size(),
-        [=](std::size_t j) {
-          const double gj = static_cast<double>(g[j]);
-          m[j] = static_cast<T>(beta1 * static_cast<double>(m[j]) + (1 - beta1) * gj);
-          v[j] = static_cast<T>(beta2 * static_cast<double>(v[j]) + (1 - beta2) * gj * gj);
-          const double m_hat = static_cast<double>(m[j]) / correction1;
-          const double v_hat = static_cast<double>(v[j]) / correction2;
-          const double pj = static_cast<double>(p[j]);
-          p[j] = static_cast<T>(pj - lr * (m_hat / (std::sqrt(v_hat) + eps) + wd * pj));
-        },
-        kParallelMin);
-  }
-
-  ParameterList<T> params_;
+  List params_;
   AdamWConfig cfg_;
   std::vector<bool> decay_;
-  std::vector<std::vector<T>> first_, second_;
+  std::vector<Moments> first_, second_;
   std::size_t steps_ = 0;
 };
+
+// AdamW over host parameters of type T (ParameterList<T>).
+template <class T>
+using AdamW = BasicAdamW<Parameter<T>>;
 
 static_assert(rlxf::Optimizer<AdamW<float>> && rlxf::Optimizer<AdamW<double>>);
 

@@ -1,6 +1,6 @@
 #pragma once
 // Elementwise activations on the GPU, the semantics of cpu/activations.hpp: GELU (tanh
-// approximation and exact) and SwiGLU, forward and backward. Storage T is f32 or bf16, math
+// approximation and exact), SwiGLU and tanh (BERT's pooler), forward and backward. Storage T is f32 or bf16, math
 // f32. Every array holds n elements (any n); each backward ADDS into its input gradients as
 // the CPU does, or overwrites them with accumulate = false (then an output may alias dy).
 // Grid-stride loops over 128-bit vectors when every array is 16-byte aligned (the last
@@ -220,6 +220,50 @@ struct SwiGluBackward {
   }
 };
 
+template <class T>
+struct TanhParams {
+  const T* x = nullptr;   // forward: the input; backward: the forward's output y = tanh(x)
+  const T* dy = nullptr;  // backward only (n)
+  T* out = nullptr;       // forward: y (may be x); backward: dx += dy (1 - y^2) (= without accumulate)
+  long long n = 0;
+  bool accumulate = true;
+};
+
+// Backward = false: out = tanh(x); true: out (+)= dy (1 - x^2), x the forward's output.
+template <class T, int V, bool Backward>
+struct Tanh {
+  static_assert(ElementwiseStorage<T>);
+  using Params = TanhParams<T>;
+  static constexpr int max_threads = elementwise::elementwise_threads;
+  static constexpr int min_blocks = elementwise::elementwise_min_blocks;
+  static LaunchConfig launch_config(const Params& p) { return elementwise::elementwise_config<V>(p.n); }
+
+  template <class Ctx>
+  RLXF_DEVICE static void run(Ctx& ctx, const Params& p) {
+    using namespace elementwise;
+    for_each_element<V>(ctx, p.n, [&](auto width, long long i) {
+      constexpr int W = decltype(width)::value;
+      float x[W];
+      load<W>(ctx, p.x + i, x);
+      if constexpr (Backward) {
+        float dy[W], dx[W] = {};  // dx is read only when accumulating
+        load<W>(ctx, p.dy + i, dy);
+        if (p.accumulate) load<W>(ctx, p.out + i, dx);
+        RLXF_UNROLL
+        for (int k = 0; k < W; ++k) {
+          const float d = dy[k] * (1.0f - x[k] * x[k]);
+          dx[k] = p.accumulate ? dx[k] + d : d;
+        }
+        store<W>(ctx, p.out + i, dx);
+      } else {
+        RLXF_UNROLL
+        for (int k = 0; k < W; ++k) x[k] = math::tanh(x[k]);
+        store<W>(ctx, p.out + i, x);
+      }
+    });
+  }
+};
+
 // y = gelu(x) in the given form. Throws rlxf::Error for bad arguments, before any launch.
 template <class T, class Launcher>
 void gelu_forward(const GeluForwardParams<T>& p, GeluForm form, Launcher&& launch) {
@@ -273,6 +317,19 @@ void swiglu_backward(const SwiGluBackwardParams<T>& p, Launcher&& launch) {
   if (p.n == 0) return;
   if (elementwise::all_aligned16(p.gate, p.up, p.dy, p.dgate, p.dup)) launch_kernel<SwiGluBackward<T, vec128<T>>>(p, launch);
   else launch_kernel<SwiGluBackward<T, 1>>(p, launch);
+}
+
+// Backward = false: out = tanh(x); true: out (+)= dy (1 - x^2) with x the forward's output.
+template <bool Backward, class T, class Launcher>
+void tanh_activation(const TanhParams<T>& p, Launcher&& launch) {
+  using elementwise::launch_kernel;
+  RLXF_REQUIRE(p.n >= 0 && (p.n == 0 || (p.x && p.out && (p.dy || !Backward))),
+               Backward ? "tanh_backward" : "tanh_forward", ": null array or negative n = ", p.n);
+  if (p.n == 0) return;
+  if (elementwise::all_aligned16(p.x, p.out) && (!Backward || elementwise::all_aligned16(p.dy)))
+    launch_kernel<Tanh<T, vec128<T>, Backward>>(p, launch);
+  else
+    launch_kernel<Tanh<T, 1, Backward>>(p, launch);
 }
 
 }  // namespace rlxf::cuda
