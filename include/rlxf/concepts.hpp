@@ -1,7 +1,6 @@
 #pragma once
 // Every public contract of rlxf in one place. Library types static_assert that they model
 // their concepts; a user type that does not gets a compile error naming the concept.
-// (Policy and Critic join as their layers land.)
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
@@ -18,6 +17,10 @@
 namespace rlxf {
 
 class Rng;
+namespace model {
+struct SequenceBatch;
+struct GenerationConfig;
+}  // namespace model
 
 // An optimizer over a ParameterList it was built with. It must guarantee:
 // - step() applies one update from the gradients accumulated in the parameters, with the
@@ -63,6 +66,45 @@ concept RewardModel = requires(const R& rm, std::span<const std::string> prompts
                                std::span<const std::string> responses) {
   { rm.score(prompts, responses) } -> std::same_as<std::vector<double>>;
 };
+
+// A generative policy for RL fine-tuning: a language model with a value head that shares its
+// trunk, read over prompt + response sequences laid out as generation makes them
+// (model/policy.hpp: left-padded prompts of width P, then N response tokens).
+// model::BasicPolicy<B> models it on every backend. It must guarantee:
+// - forward(batch, temperature, with_values, cache) returns Outputs: .logprobs (B, N), the
+//   log-prob of each response token under softmax(logits / temperature), 0 where masked, and
+//   with_values .values (B, N), the value head before each response token; host tensors of
+//   float; it fills cache for backward and entropies;
+// - backward(dlogprobs, dvalues, cache) accumulates the gradient of sum(dlogprobs logprobs) +
+//   sum(dvalues values) into the parameters (dvalues null exactly when forward computed no
+//   values); entropies(cache) is (B, N), the entropy of softmax(logits / temperature) at each
+//   response position of that forward (0 where masked);
+// - generate(prompts, prompt_mask, config, rng) samples answers to left-padded prompts
+//   (model/generation.hpp's contract), reproducibly from rng;
+// - parameters(with_value_head) lists its trainable parameters under Hugging Face names, all
+//   of one parameter type that optim::BasicAdamW and optim::clip_grad_norm take;
+//   vocab_size() is the size of its vocabulary;
+// - a copy is an independent policy with the same weights (a frozen reference).
+template <class P>
+concept Policy =
+    std::copy_constructible<P> && requires {
+      typename P::Cache;
+      typename P::Outputs;
+      typename P::Tokens;
+      typename P::Mask;
+    } && requires(P& p, const P& cp, const model::SequenceBatch& batch, typename P::Cache& cache,
+                  const typename P::Outputs& out, const typename P::Tokens& prompts, const typename P::Mask& mask,
+                  const model::GenerationConfig& config, Rng& rng, double temperature, bool flag) {
+      { cp.forward(batch, temperature, flag, cache) } -> std::same_as<typename P::Outputs>;
+      p.backward(out.logprobs, &out.values, cache);
+      p.backward(out.logprobs, nullptr, cache);
+      { cp.entropies(cache) } -> std::same_as<std::remove_cvref_t<decltype(out.logprobs)>>;
+      cp.generate(prompts, mask, config, rng).logprobs;
+      p.parameters(flag).size();
+      p.parameters(flag)[0].name;
+      p.parameters(flag)[0].param->zero_grad();
+      { cp.vocab_size() } -> std::convertible_to<std::size_t>;
+    };
 
 // An RL fine-tuning algorithm over a policy P and a reward model R. It must guarantee:
 // - step(policy, reward_model, prompts, rng) does one round of the algorithm on these prompts

@@ -20,6 +20,8 @@
 //
 //   algo::Dpo dpo(policy, {.steps = 100});                   // the reference is a frozen copy
 //   for (...) { auto metrics = dpo.step(policy, reward_model, prompts, rng); }
+// algo::BasicDpo<P> runs over any rlxf::Policy P (model::BasicPolicy<B> on any backend);
+// algo::Dpo is BasicDpo<model::Policy<float>>.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -61,10 +63,10 @@ struct DpoConfig {
 
 // Per row of `batch`, the sum of its answer-token log-probs at temperature 1 (EOS included,
 // prompt and pads excluded), computed in double and rounded to T.
-template <class Be, class T = typename Be::value_type>
-std::vector<T> sequence_logprobs(const model::BasicPolicy<Be>& policy, const model::SequenceBatch& batch) {
-  typename model::BasicPolicy<Be>::Cache cache;
-  const model::PolicyOutputs<T> out = policy.forward(batch, 1.0, false, cache);
+template <rlxf::Policy P, class T = model::logprob_t<P>>
+std::vector<T> sequence_logprobs(const P& policy, const model::SequenceBatch& batch) {
+  typename P::Cache cache;
+  const typename P::Outputs out = policy.forward(batch, 1.0, false, cache);
   const model::Mask mask = batch.response_mask();
   const std::size_t B = batch.rows(), N = batch.response_width();
   std::vector<T> sums(B);
@@ -82,16 +84,15 @@ std::vector<T> sequence_logprobs(const model::BasicPolicy<Be>& policy, const mod
 // ref_rejected (M) are the reference's sequence log-probs. With `grad`, the gradient of the
 // loss is accumulated into the policy: d L / d logp(token) = d L / d (sequence log-prob) on
 // every answer token of the row.
-template <class Be, class T = typename Be::value_type>
-DpoStats dpo_batch_loss(model::BasicPolicy<Be>& policy, const model::SequenceBatch& pairs,
-                        std::span<const typename Be::value_type> ref_chosen,
-                        std::span<const typename Be::value_type> ref_rejected, const DpoOptions& opt, bool grad) {
+template <rlxf::Policy P, class T = model::logprob_t<P>>
+DpoStats dpo_batch_loss(P& policy, const model::SequenceBatch& pairs, std::span<const std::type_identity_t<T>> ref_chosen,
+                        std::span<const std::type_identity_t<T>> ref_rejected, const DpoOptions& opt, bool grad) {
   const std::size_t rows = pairs.rows(), M = rows / 2, N = pairs.response_width();
   RLXF_REQUIRE(rows > 0 && rows % 2 == 0, "dpo_batch_loss: ", rows, " rows; expected 2 per pair (chosen, rejected)");
   RLXF_REQUIRE(ref_chosen.size() == M && ref_rejected.size() == M, "dpo_batch_loss: ", M, " pairs but ",
                ref_chosen.size(), " reference chosen and ", ref_rejected.size(), " reference rejected log-probs");
-  typename model::BasicPolicy<Be>::Cache cache;
-  const model::PolicyOutputs<T> out = policy.forward(pairs, 1.0, false, cache);
+  typename P::Cache cache;
+  const typename P::Outputs out = policy.forward(pairs, 1.0, false, cache);
   const model::Mask mask = pairs.response_mask();
   std::vector<T> seq(rows);
   for (std::size_t r = 0; r < rows; ++r) {
@@ -115,9 +116,12 @@ DpoStats dpo_batch_loss(model::BasicPolicy<Be>& policy, const model::SequenceBat
   return st;
 }
 
-class Dpo {
+template <rlxf::Policy Pol>
+class BasicDpo {
  public:
-  Dpo(model::TextPolicy& policy, const DpoConfig& cfg)
+  using TextPolicy = model::BasicTextPolicy<Pol>;
+
+  BasicDpo(TextPolicy& policy, const DpoConfig& cfg)
       : cfg_(validated(cfg)),
         reference_(policy.policy()),
         params_(policy.policy().parameters(false)),
@@ -126,11 +130,11 @@ class Dpo {
 
   const DpoConfig& config() const { return cfg_; }
   std::size_t steps_done() const { return steps_; }
-  const model::Policy<float>& reference() const { return reference_; }
+  const Pol& reference() const { return reference_; }
 
   // Online DPO: two sampled answers per prompt, ranked by the reward model.
   template <RewardModel R>
-  StepMetrics step(model::TextPolicy& policy, const R& rm, std::span<const std::string> prompts, Rng& rng) {
+  StepMetrics step(TextPolicy& policy, const R& rm, std::span<const std::string> prompts, Rng& rng) {
     RLXF_REQUIRE(&policy.policy() == policy_, "Dpo::step: a different policy than the one Dpo was built with");
     RLXF_REQUIRE(!prompts.empty(), "Dpo::step: no prompts");
     const std::size_t P = prompts.size();
@@ -190,7 +194,7 @@ class Dpo {
   }
 
   // Offline DPO: one step of epochs_per_step passes over `pairs` (a data set, or a batch of one).
-  StepMetrics train_offline(model::TextPolicy& policy, std::span<const PreferenceExample> pairs, Rng& rng) {
+  StepMetrics train_offline(TextPolicy& policy, std::span<const PreferenceExample> pairs, Rng& rng) {
     RLXF_REQUIRE(&policy.policy() == policy_, "Dpo::train_offline: a different policy than the one Dpo was built with");
     RLXF_REQUIRE(!pairs.empty(), "Dpo::train_offline: no pairs");
     const std::size_t M = pairs.size();
@@ -334,13 +338,17 @@ class Dpo {
   }
 
   DpoConfig cfg_;
-  model::Policy<float> reference_;
-  ParameterList<float> params_;
-  optim::AdamW<float> optimizer_;
+  using Params = decltype(std::declval<Pol&>().parameters(false));
+
+  Pol reference_;
+  Params params_;
+  optim::AdamWFor<Params> optimizer_;
   std::vector<RefEntry> offline_ref_;
   std::size_t steps_ = 0;
-  model::Policy<float>* policy_;
+  Pol* policy_;
 };
+
+using Dpo = BasicDpo<model::Policy<float>>;
 
 static_assert(Algorithm<Dpo, model::TextPolicy, reward::MonaRewardModel>);
 

@@ -13,6 +13,8 @@
 //
 //   algo::Ppo ppo(policy, {.steps = 100});                    // the reference is a frozen copy
 //   for (...) { auto metrics = ppo.step(policy, reward_model, prompts, rng); }
+// algo::BasicPpo<P> runs over any rlxf::Policy P (model::BasicPolicy<B> on any backend);
+// algo::Ppo is BasicPpo<model::Policy<float>>.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -27,7 +29,6 @@
 
 #include "rlxf/algo/advantages.hpp"
 #include "rlxf/algo/algorithm.hpp"
-#include "rlxf/algo/entropy.hpp"
 #include "rlxf/algo/kl.hpp"
 #include "rlxf/algo/kl_controller.hpp"
 #include "rlxf/algo/ppo_loss.hpp"
@@ -60,9 +61,12 @@ struct PpoConfig {
   double missing_eos_penalty = 0;    // subtracted from the score of an answer without EOS; 0 = off
 };
 
-class Ppo {
+template <rlxf::Policy Pol>
+class BasicPpo {
  public:
-  Ppo(model::TextPolicy& policy, const PpoConfig& cfg)
+  using TextPolicy = model::BasicTextPolicy<Pol>;
+
+  BasicPpo(TextPolicy& policy, const PpoConfig& cfg)
       : cfg_(validated(cfg)),
         reference_(policy.policy()),
         params_(policy.policy().parameters(true)),
@@ -73,18 +77,27 @@ class Ppo {
   const PpoConfig& config() const { return cfg_; }
   double beta() const { return std::visit([](const auto& c) { return c.value(); }, kl_); }
   std::size_t steps_done() const { return steps_; }
-  const model::Policy<float>& reference() const { return reference_; }
+  const Pol& reference() const { return reference_; }
 
   template <RewardModel R>
-  StepMetrics step(model::TextPolicy& policy, const R& rm, std::span<const std::string> prompts, Rng& rng) {
+  StepMetrics step(TextPolicy& policy, const R& rm, std::span<const std::string> prompts, Rng& rng) {
     RLXF_REQUIRE(&policy.policy() == policy_, "Ppo::step: a different policy than the one Ppo was built with");
     RLXF_REQUIRE(!prompts.empty(), "Ppo::step: no prompts");
     // 1. Rollout and scores.
     const model::Rollout rollout = policy.sample(prompts, cfg_.generation, rng);
     const std::vector<std::string> prompt_copy(prompts.begin(), prompts.end());
-    std::vector<double> raw = rm.score(prompt_copy, rollout.texts);
+    const std::vector<double> raw = rm.score(prompt_copy, rollout.texts);
     RLXF_REQUIRE(raw.size() == prompts.size(), "Ppo::step: the reward model returned ", raw.size(),
                  " scores for ", prompts.size(), " answers");
+    return update(rollout, raw, rng);
+  }
+
+  // The rest of a step on a given rollout (sampled at the configured temperature from the
+  // policy Ppo was built with) and its reward-model scores, one per row: token rewards,
+  // advantages, the epochs of minibatch updates, the KL controller.
+  StepMetrics update(const model::Rollout& rollout, std::span<const double> raw, Rng& rng) {
+    RLXF_REQUIRE(raw.size() == rollout.batch.rows(), "Ppo::update: ", raw.size(), " scores for ",
+                 rollout.batch.rows(), " answers");
     std::vector<float> scores(raw.begin(), raw.end());
     std::vector<std::uint8_t> ended(rollout.ended.begin(), rollout.ended.end());
     if (cfg_.missing_eos_penalty > 0)
@@ -100,11 +113,11 @@ class Ppo {
     const model::Mask mask = batch.response_mask();
     const std::span<const std::uint8_t> m(mask.data(), mask.size());
     const double T = cfg_.generation.temperature;
-    typename model::Policy<float>::Cache cache;
-    const model::PolicyOutputs<float> old = policy_->forward(batch, T, true, cache);
-    const double entropy = mean_entropy(cache, mask, T);
-    typename model::Policy<float>::Cache ref_cache;
-    const model::PolicyOutputs<float> ref = reference_.forward(batch, T, false, ref_cache);
+    typename Pol::Cache cache;
+    const typename Pol::Outputs old = policy_->forward(batch, T, true, cache);
+    const double entropy = masked_mean(policy_->entropies(cache), mask);
+    typename Pol::Cache ref_cache;
+    const typename Pol::Outputs ref = reference_.forward(batch, T, false, ref_cache);
 
     // 3. KL-penalised token rewards, GAE, whitened advantages.
     Tensor<float, 2> kl = zeros<float, 2>({B, N}), rewards = zeros<float, 2>({B, N});
@@ -137,8 +150,8 @@ class Ppo {
         const std::span<const std::uint8_t> mm(mb_mask.data(), mb_mask.size());
         const Tensor<float, 2> logp_old = pick(old.logprobs), v_old = pick(old.values),
                                adv = pick(advantages), ret = pick(returns);
-        typename model::Policy<float>::Cache c;
-        const model::PolicyOutputs<float> now = policy_->forward(mb, T, true, c);
+        typename Pol::Cache c;
+        const typename Pol::Outputs now = policy_->forward(mb, T, true, c);
         Tensor<float, 2> dlogp = zeros<float, 2>({b, N}), dv = zeros<float, 2>({b, N});
         const PolicyLossStats pg = ppo_policy_loss<float>(span_of(now.logprobs), span_of(logp_old), span_of(adv), mm,
                                                           span_of(dlogp), b, N, cfg_.policy_loss);
@@ -238,27 +251,31 @@ class Ppo {
   static std::span<float> span_of(Tensor<float, 2>& t) { return {t.data(), t.size()}; }
   static std::span<const float> span_of(const Tensor<float, 2>& t) { return {t.data(), t.size()}; }
 
-  // objective/entropy: masked mean entropy of softmax(z / T) over answer tokens.
-  static double mean_entropy(const typename model::Policy<float>::Cache& cache, const model::Mask& mask, double T) {
-    const std::size_t B = mask.shape()[0], N = mask.shape()[1], V = cache.logits.shape()[2];
-    const std::size_t p = cache.prompt_width;
-    std::vector<float> rows(B * N * V);
-    for (std::size_t b = 0; b < B; ++b)
-      for (std::size_t i = 0; i < N; ++i)
-        for (std::size_t v = 0; v < V; ++v)
-          rows[(b * N + i) * V + v] = static_cast<float>(cache.logits(b, p - 1 + i, v) / T);
-    return categorical_entropy<float>(rows, std::span<const std::uint8_t>(mask.data(), mask.size()), {}, {}, B * N, V);
+  // objective/entropy: the masked mean of the per-token entropies (0 without a real token).
+  static double masked_mean(const Tensor<float, 2>& x, const model::Mask& mask) {
+    double sum = 0;
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < mask.size(); ++i)
+      if (mask.data()[i]) {
+        sum += static_cast<double>(x.data()[i]);
+        ++n;
+      }
+    return n ? sum / static_cast<double>(n) : 0.0;
   }
 
+  using Params = decltype(std::declval<Pol&>().parameters(true));
+
   PpoConfig cfg_;
-  model::Policy<float> reference_;
-  ParameterList<float> params_;
-  optim::AdamW<float> optimizer_;
+  Pol reference_;
+  Params params_;
+  optim::AdamWFor<Params> optimizer_;
   Controller kl_;
   RunningMoments moments_;
   std::size_t steps_ = 0;
-  model::Policy<float>* policy_;
+  Pol* policy_;
 };
+
+using Ppo = BasicPpo<model::Policy<float>>;
 
 static_assert(Algorithm<Ppo, model::TextPolicy, reward::MonaRewardModel>);
 

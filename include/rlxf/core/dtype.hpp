@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string_view>
+#include <type_traits>
 
 namespace rlxf {
 
@@ -134,5 +135,14 @@ template <> struct dtype_of<std::int64_t> { static constexpr DType value = DType
 template <> struct dtype_of<std::uint8_t> { static constexpr DType value = DType::u8; };
 template <> struct dtype_of<bool> { static constexpr DType value = DType::boolean; };
 template <class T> inline constexpr DType dtype_v = dtype_of<T>::value;
+
+// A stored value as a double: an arithmetic type converted, bf16 and f16 widened exactly.
+template <class T>
+constexpr double as_double(T v) {
+  if constexpr (std::is_arithmetic_v<T>)
+    return static_cast<double>(v);
+  else
+    return static_cast<double>(v.to_float());
+}
 
 }  // namespace rlxf

@@ -81,7 +81,7 @@ class Backend {
     if constexpr (std::is_same_v<To, bf16>)
       for (std::size_t i = 0; i < n; ++i) dst[i] = bf16::from_float(static_cast<float>(src[i]));
     else
-      for (std::size_t i = 0; i < n; ++i) dst[i] = static_cast<To>(to_number(src[i]));
+      for (std::size_t i = 0; i < n; ++i) dst[i] = static_cast<To>(as_double(src[i]));
   }
   void synchronize() const {}
 
@@ -284,14 +284,6 @@ class Backend {
     return o;
   }
 
- private:
-  template <class U>
-  static auto to_number(U v) {
-    if constexpr (std::is_same_v<U, bf16>)
-      return v.to_float();
-    else
-      return v;
-  }
 };
 
 static_assert(rlxf::TrainingBackend<Backend<float>>, "cpu::Backend<float> must model rlxf::TrainingBackend");

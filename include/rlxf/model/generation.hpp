@@ -53,7 +53,7 @@ namespace detail {
 template <class T>
 std::pair<std::int32_t, double> pick_token(const T* z, std::size_t v, const GenerationConfig& cfg, Rng& rng) {
   std::vector<double> s(v);
-  for (std::size_t i = 0; i < v; ++i) s[i] = static_cast<double>(z[i]) / cfg.temperature;
+  for (std::size_t i = 0; i < v; ++i) s[i] = as_double(z[i]) / cfg.temperature;
   const double m = *std::max_element(s.begin(), s.end());
   double sum = 0;
   for (double x : s) sum += std::exp(x - m);
@@ -98,7 +98,7 @@ std::pair<std::int32_t, double> pick_token(const T* z, std::size_t v, const Gene
 
 // Generates up to cfg.max_new_tokens after each left-padded prompt (prompts, prompt_mask:
 // (B, P)). Reproducible from `rng`'s state; draws one uniform per sampled token.
-template <class B, class T = typename B::value_type>
+template <class B, class T = typename B::accum_type>
 Generation<T> generate(const BasicDecoder<B>& model, const nn::Tokens& prompts, const Mask& prompt_mask,
                        const GenerationConfig& cfg, Rng& rng) {
   const std::size_t b = prompts.shape()[0], p = prompts.shape()[1], n = cfg.max_new_tokens;

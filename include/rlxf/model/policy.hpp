@@ -10,11 +10,15 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <type_traits>
+#include <utility>
 
 #include "rlxf/core/error.hpp"
 #include "rlxf/core/rng.hpp"
 #include "rlxf/core/tensor.hpp"
+#include "rlxf/concepts.hpp"
 #include "rlxf/model/decoder.hpp"
+#include "rlxf/model/generation.hpp"
 #include "rlxf/model/heads.hpp"
 #include "rlxf/model/logprobs.hpp"
 #include "rlxf/nn/linear.hpp"
@@ -65,6 +69,9 @@ class BasicPolicy {
   using Backend = B;
   using A = typename B::accum_type;  // log-probs, values and their gradients (host tensors)
   using Act = nn::Activation<B>;
+  using Outputs = PolicyOutputs<A>;
+  using Tokens = nn::Tokens;
+  using Mask = model::Mask;
   struct Cache {
     typename BasicDecoder<B>::Cache decoder;
     Act logits;                  // (B, P + N, V)
@@ -88,6 +95,7 @@ class BasicPolicy {
       : decoder(std::move(d)), value(value_head<B>(decoder.config().d_model, rng, decoder.backend())) {}
 
   const DecoderConfig& config() const { return decoder.config(); }
+  std::size_t vocab_size() const { return decoder.config().vocab_size; }
 
   PolicyOutputs<A> forward(const SequenceBatch& batch, double temperature, bool with_values, Cache& cache) const {
     RLXF_REQUIRE(batch.prompt_width <= batch.tokens.shape()[1], "Policy::forward: prompt width ", batch.prompt_width,
@@ -151,6 +159,33 @@ class BasicPolicy {
     decoder.backward_hidden(dhidden, cache.decoder);
   }
 
+  // (B, N): the entropy of softmax(logits / temperature) at each response position of the
+  // forward that filled `cache` (0 where masked), computed on the backend.
+  Tensor<A, 2> entropies(const Cache& cache) const {
+    const std::size_t b = cache.targets.shape()[0], len = cache.targets.shape()[1], p = cache.prompt_width,
+                      n = len - p, v = config().vocab_size;
+    B& be = decoder.backend().get();
+    // Only the rows that predict response tokens, one run of n rows a sequence.
+    const std::vector<std::int32_t> none(n, ignore_target);
+    const auto targets = nn::to_backend(be, std::span<const std::int32_t>(none));
+    auto logp = nn::zeros_array<A>(be, b * n), lse = nn::zeros_array<A>(be, b * n),
+         entropy = nn::zeros_array<A>(be, b * n);
+    for (std::size_t r = 0; r < b; ++r)
+      be.token_logprobs(cache.logits.data() + (r * len + p - 1) * v, targets.data(), logp.data() + r * n,
+                        lse.data() + r * n, entropy.data() + r * n, n, v, cache.logprob.temperature);
+    const auto& host = nn::to_host(entropy);
+    Tensor<A, 2> out = zeros<A, 2>({b, n});
+    for (std::size_t r = 0; r < b; ++r)
+      for (std::size_t i = 0; i < n; ++i)
+        if (cache.targets(r, p - 1 + i) != ignore_target) out(r, i) = host[r * n + i];
+    return out;
+  }
+
+  // Samples answers to left-padded prompts with the decoder's KV cache (model/generation.hpp).
+  Generation<A> generate(const Tokens& prompts, const Mask& prompt_mask, const GenerationConfig& cfg, Rng& rng) const {
+    return model::generate<B, A>(decoder, prompts, prompt_mask, cfg, rng);
+  }
+
   // The decoder's parameters (HF names), then the value head's ("v_head.") when asked.
   nn::Params<B> parameters(bool with_value_head = true) {
     nn::Params<B> ps = decoder.parameters();
@@ -166,5 +201,11 @@ class BasicPolicy {
 // model::Policy<float>, Policy<double>, or Policy<B> for a backend B (nn/backend.hpp).
 template <class X>
 using Policy = BasicPolicy<nn::backend_for_t<X>>;
+
+static_assert(rlxf::Policy<Policy<float>>, "model::Policy<float> must model rlxf::Policy");
+
+// The scalar type of a policy's log-probs and values (float; double for Policy<double>).
+template <rlxf::Policy P>
+using logprob_t = typename std::remove_cvref_t<decltype(std::declval<const typename P::Outputs&>().logprobs)>::value_type;
 
 }  // namespace rlxf::model

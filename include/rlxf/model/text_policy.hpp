@@ -1,7 +1,8 @@
 #pragma once
-// A policy that speaks text: a tokenizer and a Policy (decoder + value head). It turns prompts
-// and answers into SequenceBatch layouts (left-padded prompts, right-padded answers ending in
-// EOS) and samples answers to prompts.
+// A policy that speaks text: a tokenizer and a policy (any rlxf::Policy: model::BasicPolicy<B>
+// on any backend, a decoder + value head). It turns prompts and answers into SequenceBatch
+// layouts (left-padded prompts, right-padded answers ending in EOS) and samples answers to
+// prompts. model::TextPolicy is BasicTextPolicy<model::Policy<float>>.
 //
 //   model::TextPolicy policy(std::move(bpe), model::Policy<float>(cfg, rng));
 //   model::Rollout r = policy.sample(prompts, {.max_new_tokens = 32, .temperature = 0.7}, rng);
@@ -14,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "rlxf/concepts.hpp"
 #include "rlxf/core/error.hpp"
 #include "rlxf/core/rng.hpp"
 #include "rlxf/model/generation.hpp"
@@ -29,19 +31,22 @@ struct Rollout {
   std::vector<bool> ended;         // whether each answer produced EOS
 };
 
-class TextPolicy {
+template <rlxf::Policy P>
+class BasicTextPolicy {
  public:
-  TextPolicy(tokenize::Bpe tokenizer, Policy<float> policy, std::size_t max_prompt_tokens = 96)
+  using PolicyType = P;
+
+  BasicTextPolicy(tokenize::Bpe tokenizer, P policy, std::size_t max_prompt_tokens = 96)
       : tokenizer_(std::move(tokenizer)), policy_(std::move(policy)), max_prompt_tokens_(max_prompt_tokens) {
     RLXF_REQUIRE(tokenizer_.eos() && tokenizer_.pad(), "TextPolicy: the tokenizer needs EOS and PAD tokens");
-    RLXF_REQUIRE(tokenizer_.vocab_size() <= policy_.config().vocab_size, "TextPolicy: the tokenizer has ",
-                 tokenizer_.vocab_size(), " tokens but the decoder's vocabulary is ", policy_.config().vocab_size);
+    RLXF_REQUIRE(tokenizer_.vocab_size() <= policy_.vocab_size(), "TextPolicy: the tokenizer has ",
+                 tokenizer_.vocab_size(), " tokens but the decoder's vocabulary is ", policy_.vocab_size());
     RLXF_REQUIRE(max_prompt_tokens_ > 0, "TextPolicy: max_prompt_tokens must be > 0");
   }
 
   const tokenize::Bpe& tokenizer() const { return tokenizer_; }
-  Policy<float>& policy() { return policy_; }
-  const Policy<float>& policy() const { return policy_; }
+  P& policy() { return policy_; }
+  const P& policy() const { return policy_; }
   std::int32_t eos() const { return *tokenizer_.eos(); }
   std::int32_t pad() const { return *tokenizer_.pad(); }
 
@@ -109,7 +114,7 @@ class TextPolicy {
     cfg.eos = eos();
     cfg.pad = pad();
     auto [tokens, mask] = encode_prompts(prompts);
-    Generation<float> g = generate(policy_.decoder, tokens, mask, cfg, rng);
+    auto g = policy_.generate(tokens, mask, cfg, rng);
     Rollout r{SequenceBatch{std::move(g.tokens), std::move(g.mask), tokens.shape()[1]}, std::move(g.logprobs), {}, {}};
     for (std::size_t b = 0; b < prompts.size(); ++b) {
       std::vector<std::int32_t> answer;
@@ -129,8 +134,10 @@ class TextPolicy {
 
  private:
   tokenize::Bpe tokenizer_;
-  Policy<float> policy_;
+  P policy_;
   std::size_t max_prompt_tokens_;
 };
+
+using TextPolicy = BasicTextPolicy<Policy<float>>;
 
 }  // namespace rlxf::model

@@ -224,6 +224,11 @@ class BasicAdamW {
 template <class T>
 using AdamW = BasicAdamW<Parameter<T>>;
 
+// AdamW over the parameters a list of named references holds (what a model's parameters()
+// returns, on any backend).
+template <class List>
+using AdamWFor = BasicAdamW<std::remove_pointer_t<decltype(std::declval<List&>()[0].param)>>;
+
 static_assert(rlxf::Optimizer<AdamW<float>> && rlxf::Optimizer<AdamW<double>>);
 
 }  // namespace rlxf::optim

@@ -18,12 +18,16 @@ template void rlxf::cuda::Backend<rlxf::cuda::Gpu>::copy_to_device<std::int32_t>
                                                                                  std::int32_t*);
 template void rlxf::cuda::Backend<rlxf::cuda::Gpu>::copy_to_host<float>(const float*, std::span<float>);
 
-// The models and the optimizer over it: every layer's forward and backward, the decoder's
-// KV-cache path, the encoder's pooling, AdamW on f32 master weights and gradient clipping,
-// as the emulated backend runs them in tests/test_cuda_model_parity.cpp.
+// The models, the optimizer and the algorithms over it: every layer's forward and backward,
+// the decoder's KV-cache path and generation, the encoder's pooling, AdamW on f32 master
+// weights, gradient clipping, PPO and DPO, as the emulated backend runs them in
+// tests/test_cuda_model_parity.cpp and tests/test_cuda_algo_parity.cpp.
+#include "rlxf/algo/dpo.hpp"
+#include "rlxf/algo/ppo.hpp"
 #include "rlxf/model/decoder.hpp"
 #include "rlxf/model/encoder.hpp"
 #include "rlxf/model/logprobs.hpp"
+#include "rlxf/model/policy.hpp"
 #include "rlxf/optim/adamw.hpp"
 #include "rlxf/optim/clip.hpp"
 
@@ -34,6 +38,10 @@ using GpuParams = rlxf::nn::Params<GpuBackend>;
 
 template class rlxf::model::BasicDecoder<rlxf_backend_check::GpuBackend>;
 template class rlxf::model::BasicEncoder<rlxf_backend_check::GpuBackend>;
+template class rlxf::model::BasicPolicy<rlxf_backend_check::GpuBackend>;
+template class rlxf::model::BasicTextPolicy<rlxf::model::BasicPolicy<rlxf_backend_check::GpuBackend>>;
+template class rlxf::algo::BasicPpo<rlxf::model::BasicPolicy<rlxf_backend_check::GpuBackend>>;
+template class rlxf::algo::BasicDpo<rlxf::model::BasicPolicy<rlxf_backend_check::GpuBackend>>;
 template class rlxf::optim::BasicAdamW<rlxf::nn::DeviceParameter<rlxf_backend_check::GpuBackend>>;
 template double rlxf::optim::clip_grad_norm(const rlxf_backend_check::GpuParams&, double);
 template rlxf::Tensor<float, 2> rlxf::model::token_logprobs<rlxf_backend_check::GpuBackend>(
