@@ -1,4 +1,4 @@
-// One PPO update and one DPO step on the emulated CUDA backend (bf16 activations, f32 master
+// One PPO update, one DPO step, SFT and reward-classifier training on the emulated CUDA backend (bf16 activations, f32 master
 // weights, the CUDA kernels run by the CPU emulator) against the same algorithm on
 // cpu::Backend<float>, from the same bf16-rounded weights and the same data: the algorithms are
 // written once over rlxf::Policy, so only the backend differs. The PPO update runs on a
@@ -29,13 +29,15 @@
 
 #include "rlxf/algo/dpo.hpp"
 #include "rlxf/algo/ppo.hpp"
+#include "rlxf/algo/sft.hpp"
 #include "rlxf/cpu/backend.hpp"
 #include "rlxf/cuda/emulate/device.hpp"
 #include "rlxf/model/policy.hpp"
 #include "rlxf/model/text_policy.hpp"
 #include "rlxf/nn/parameter.hpp"
+#include "rlxf/reward/classifier_training.hpp"
 #include "rlxf/tokenize/bpe.hpp"
-#include "bf16_check.hpp"
+#include "backend_parity.hpp"
 
 namespace {
 
@@ -77,25 +79,28 @@ struct Pair {
   model::BasicTextPolicy<EmuPolicy> emu;
 };
 
-// The two text policies, with the CPU one's weights (value head included) rounded to bf16 and
-// copied into the emulated one.
+// The two text policies, the emulated one with the CPU one's bf16-rounded weights (value head
+// included).
 Pair policies(EmuBackend& backend) {
   rlxf::tokenize::Bpe bpe = tiny_bpe();
   const model::DecoderConfig cfg = tiny_config(bpe.vocab_size());
   Rng rng_cpu(5), rng_emu(5);
   Pair p{model::BasicTextPolicy<CpuPolicy>(bpe, CpuPolicy(cfg, rng_cpu)),
          model::BasicTextPolicy<EmuPolicy>(bpe, EmuPolicy(cfg, rng_emu, nn::BackendRef<EmuBackend>(backend)))};
-  auto cp = p.cpu.policy().parameters(true);
-  auto ep = p.emu.policy().parameters(true);
-  REQUIRE(cp.size() == ep.size());
-  for (std::size_t i = 0; i < cp.size(); ++i) {
-    REQUIRE(cp[i].name == ep[i].name);
-    std::vector<float> v = nn::values_of(*cp[i].param);
-    for (float& x : v) x = rlxf::test::round_bf16(x);
-    nn::set_values(*cp[i].param, std::span<const float>(v));
-    nn::set_values(*ep[i].param, std::span<const float>(v));
-  }
+  rlxf::test::share_weights(p.cpu.policy().parameters(true), p.emu.policy().parameters(true));
   return p;
+}
+
+// The validation losses of two training runs agree by the order-one rule.
+void compare_validations(const rlxf::reward::TrainReport& got, const rlxf::reward::TrainReport& ref) {
+  REQUIRE(got.steps == ref.steps);
+  REQUIRE(got.validations.size() == ref.validations.size());
+  REQUIRE(!ref.validations.empty());
+  for (std::size_t i = 0; i < ref.validations.size(); ++i) {
+    const double z = got.validations[i].val_loss, r = ref.validations[i].val_loss;
+    INFO("validation ", i, ": loss on the emulated CUDA backend ", z, ", on the CPU ", r);
+    CHECK(std::abs(z - r) <= std::max(std::abs(r), 1.0) / 32);
+  }
 }
 
 // Metric by metric, under the rules above; `exact` and `small` name the metrics of those kinds.
@@ -156,4 +161,50 @@ TEST_CASE("backend parity: one offline DPO step on the emulated CUDA backend mat
   const algo::StepMetrics got = dpo_emu.train_offline(p.emu, pairs, rng_emu);
   compare_metrics(got, ref, {"pairs/count", "lr"},
                   {"rewards/chosen", "rewards/rejected", "rewards/margins", "rewards/accuracies"});
+}
+
+TEST_CASE("backend parity: SFT on the emulated CUDA backend matches cpu::Backend<float>'s validation losses") {
+  EmuBackend backend;
+  Pair p = policies(backend);
+  const std::vector<std::string> answers = {" sat on the mat", " ate the bone", " sang a song", " dogs and birds",
+                                            " a banana", " and a papaya", " aaa aa a", " the cat sat"};
+  const algo::SftConfig cfg{.train = {.epochs = 2, .batch_size = 3, .lr = 1e-3, .eval_every = 2, .patience = 0,
+                                      .log_every = 0},
+                            .max_answer_tokens = 8,
+                            .validation_fraction = 0.25};
+  const auto ref = algo::sft(p.cpu, prompts, answers, cfg);
+  const auto got = algo::sft(p.emu, prompts, answers, cfg);
+  compare_validations(got, ref);
+}
+
+TEST_CASE("backend parity: reward-classifier training on the emulated CUDA backend matches cpu::Backend<float>'s") {
+  namespace reward = rlxf::reward;
+  EmuBackend backend;
+  const model::EncoderConfig cfg = rlxf::test::tiny_encoder_config(64, 1);
+  Rng rng_cpu(8), rng_emu(8);
+  model::BasicSequenceClassifier<Cpu> cpu(cfg, 2, rng_cpu);
+  model::BasicSequenceClassifier<EmuBackend> emu(cfg, 2, rng_emu, nn::BackendRef<EmuBackend>(backend));
+  rlxf::test::share_weights(cpu.parameters(), emu.parameters());
+  // Label 1 when the sequence holds more even ids than odd ones: something to learn.
+  std::vector<reward::LabelledSequence> data;
+  Rng draw(4);
+  for (std::size_t i = 0; i < 24; ++i) {
+    reward::LabelledSequence e;
+    const std::size_t len = 3 + draw.next_below(8);
+    int even = 0;
+    for (std::size_t t = 0; t < len; ++t) {
+      e.ids.push_back(static_cast<std::int32_t>(draw.next_below(64)));
+      even += e.ids.back() % 2 == 0 ? 1 : -1;
+    }
+    e.label = even > 0 ? 1 : 0;
+    data.push_back(std::move(e));
+  }
+  const std::span<const reward::LabelledSequence> all(data);
+  const reward::ClassifierTrainConfig tc{.train = {.epochs = 2, .batch_size = 4, .lr = 1e-3, .patience = 0,
+                                                   .log_every = 0}};
+  const auto ref = reward::train_classifier(cpu, all.first(18), all.subspan(18), tc);
+  const auto got = reward::train_classifier(emu, all.first(18), all.subspan(18), tc);
+  compare_validations(got.report, ref.report);
+  INFO("fitted temperature: emulated CUDA ", got.temperature, ", CPU ", ref.temperature);
+  CHECK(std::abs(got.temperature - ref.temperature) <= std::max(std::abs(ref.temperature), 1.0) / 32);
 }

@@ -43,7 +43,7 @@
 #include "rlxf/nn/parameter.hpp"
 #include "rlxf/nn/storage.hpp"
 #include "rlxf/optim/adamw.hpp"
-#include "bf16_check.hpp"
+#include "backend_parity.hpp"
 
 namespace {
 
@@ -92,21 +92,6 @@ double norm_of(std::span<const float> v) {
 }
 // The parameter whose gradient is zero in exact arithmetic (see the tolerances above).
 bool zero_in_exact_arithmetic(const std::string& name) { return name.ends_with("k_proj.bias"); }
-
-// Rounds the CPU model's weights to bf16, then gives the emulated model the same.
-template <class CpuModel, class EmuModel>
-void share_weights(CpuModel& cpu, EmuModel& emu) {
-  auto cp = cpu.parameters();
-  auto ep = emu.parameters();
-  REQUIRE(cp.size() == ep.size());
-  for (std::size_t i = 0; i < cp.size(); ++i) {
-    REQUIRE(cp[i].name == ep[i].name);
-    std::vector<float> v = nn::values_of(*cp[i].param);
-    for (float& x : v) x = rlxf::test::round_bf16(x);
-    nn::set_values(*cp[i].param, std::span<const float>(v));
-    nn::set_values(*ep[i].param, std::span<const float>(v));
-  }
-}
 
 // Every parameter's gradient agrees.
 template <class CpuModel, class EmuModel>
@@ -193,7 +178,7 @@ void check_decoder(model::DecoderFamily family) {
   Rng rng_cpu(7), rng_emu(7);
   model::BasicDecoder<Cpu> cpu(cfg, rng_cpu);
   model::BasicDecoder<EmuBackend> emu(cfg, rng_emu, nn::BackendRef<EmuBackend>(emu_backend));
-  share_weights(cpu, emu);
+  rlxf::test::share_weights(cpu.parameters(), emu.parameters());
   const LmBatch x = lm_batch(cfg.vocab_size, 11);
 
   const auto [logits_ref, loss_ref] = lm_step(cpu, x);
@@ -244,17 +229,6 @@ void check_decoder(model::DecoderFamily family) {
 
 // ---- encoder ----
 
-model::EncoderConfig tiny_encoder() {
-  model::EncoderConfig c;
-  c.vocab_size = 80;
-  c.max_positions = 16;
-  c.d_model = 128;
-  c.n_layers = 2;
-  c.n_heads = 2;
-  c.d_hidden = 256;
-  return c;
-}
-
 // Forward to the pooled states, loss sum(w * pooled) for fixed weights w, backward.
 template <class B>
 std::vector<float> encoder_step(model::BasicEncoder<B>& m, const nn::Tokens& ids, const model::Mask& mask,
@@ -266,14 +240,14 @@ std::vector<float> encoder_step(model::BasicEncoder<B>& m, const nn::Tokens& ids
 }
 
 void check_encoder(model::Pooling pooling) {
-  model::EncoderConfig cfg = tiny_encoder();
+  model::EncoderConfig cfg = rlxf::test::tiny_encoder_config(80, 2);
   cfg.pooling = pooling;
   EmuBackend emu_backend;
   Cpu cpu_backend;
   Rng rng_cpu(3), rng_emu(3);
   model::BasicEncoder<Cpu> cpu(cfg, rng_cpu);
   model::BasicEncoder<EmuBackend> emu(cfg, rng_emu, nn::BackendRef<EmuBackend>(emu_backend));
-  share_weights(cpu, emu);
+  rlxf::test::share_weights(cpu.parameters(), emu.parameters());
   const std::size_t b = 2, t = 10;
   nn::Tokens ids = rlxf::zeros<std::int32_t, 2>({b, t});
   model::Mask mask = rlxf::zeros<std::uint8_t, 2>({b, t});

@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -24,6 +25,20 @@
 namespace rlxf::algo {
 
 using StepMetrics = std::vector<std::pair<std::string, double>>;
+
+// The sum of x over the entries where mask is 1, and their number (per-token metrics such as
+// the policy's entropies, (B, N) row-major beside the response mask).
+inline std::pair<double, std::size_t> masked_sum(std::span<const float> x, std::span<const std::uint8_t> mask) {
+  RLXF_REQUIRE(x.size() == mask.size(), "masked_sum: ", x.size(), " values for a mask of ", mask.size());
+  double sum = 0;
+  std::size_t n = 0;
+  for (std::size_t i = 0; i < x.size(); ++i)
+    if (mask[i]) {
+      sum += static_cast<double>(x[i]);
+      ++n;
+    }
+  return {sum, n};
+}
 
 struct AlgorithmState {
   optim::AdamWState<float> optimizer;

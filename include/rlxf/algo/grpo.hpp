@@ -30,7 +30,6 @@
 
 #include "rlxf/algo/advantages.hpp"
 #include "rlxf/algo/algorithm.hpp"
-#include "rlxf/algo/entropy.hpp"
 #include "rlxf/algo/grpo_loss.hpp"
 #include "rlxf/algo/kl.hpp"
 #include "rlxf/concepts.hpp"
@@ -67,9 +66,12 @@ struct GrpoStepRecord {
   std::vector<double> advantages;    // the advantages the loss used (float values, widened)
 };
 
-class Grpo {
+template <rlxf::Policy Pol>
+class BasicGrpo {
  public:
-  Grpo(model::TextPolicy& policy, const GrpoConfig& cfg)
+  using TextPolicy = model::BasicTextPolicy<Pol>;
+
+  BasicGrpo(TextPolicy& policy, const GrpoConfig& cfg)
       : cfg_(validated(cfg)),
         reference_(policy.policy()),
         params_(policy.policy().parameters(false)),
@@ -78,7 +80,7 @@ class Grpo {
 
   const GrpoConfig& config() const { return cfg_; }
   std::size_t steps_done() const { return steps_; }
-  const model::Policy<float>& reference() const { return reference_; }
+  const Pol& reference() const { return reference_; }
   const GrpoStepRecord& last_step() const { return last_; }
 
   // Metrics (TRL names): reward, reward_std (mean of the groups' stds), frac_reward_zero_std,
@@ -89,7 +91,7 @@ class Grpo {
   // completions/mean_length (answer tokens, EOS included), lr. Update statistics are means
   // over the updates of the step.
   template <RewardModel R>
-  StepMetrics step(model::TextPolicy& policy, const R& rm, std::span<const std::string> prompts, Rng& rng) {
+  StepMetrics step(TextPolicy& policy, const R& rm, std::span<const std::string> prompts, Rng& rng) {
     RLXF_REQUIRE(&policy.policy() == policy_, "Grpo::step: a different policy than the one Grpo was built with");
     RLXF_REQUIRE(!prompts.empty(), "Grpo::step: no prompts");
     const std::size_t G = cfg_.group_size;
@@ -129,12 +131,13 @@ class Grpo {
       const std::span<const std::size_t> rows(all.data() + lo, std::min(B, lo + cfg_.microbatch_size) - lo);
       const model::SequenceBatch mb = batch.select(rows);
       const model::Mask mb_mask = mb.response_mask();
-      typename model::Policy<float>::Cache c;
-      const model::PolicyOutputs<float> out = policy_->forward(mb, T, false, c);
+      typename Pol::Cache c;
+      const typename Pol::Outputs out = policy_->forward(mb, T, false, c);
       scatter(out.logprobs, rows, old);
-      entropy_sum += entropy_total(c, mb_mask, T);
+      const Tensor<float, 2> h = policy_->entropies(c);
+      entropy_sum += masked_sum({h.data(), h.size()}, {mb_mask.data(), mb_mask.size()}).first;
       if (use_ref) {
-        typename model::Policy<float>::Cache rc;
+        typename Pol::Cache rc;
         scatter(reference_.forward(mb, T, false, rc).logprobs, rows, ref);
       }
     }
@@ -178,8 +181,8 @@ class Grpo {
           const Tensor<float, 2> logp_old = gather(old, rows), logp_ref = use_ref ? gather(ref, rows) : Tensor<float, 2>{};
           std::vector<float> a(b);
           for (std::size_t k = 0; k < b; ++k) a[k] = advantages[rows[k]];
-          typename model::Policy<float>::Cache c;
-          const model::PolicyOutputs<float> now = policy_->forward(mb, T, false, c);
+          typename Pol::Cache c;
+          const typename Pol::Outputs now = policy_->forward(mb, T, false, c);
           Tensor<float, 2> dlogp = zeros<float, 2>({b, N});
           const GrpoLossStats st = grpo_loss<float>(
               span_of(now.logprobs), span_of(logp_old), use_ref ? span_of(logp_ref) : std::span<const float>{}, a, mm,
@@ -306,29 +309,18 @@ class Grpo {
     return n > 0 ? s / static_cast<double>(n) : 1.0;
   }
 
-  // Sum over the valid answer tokens of the entropy of softmax(z / T).
-  static double entropy_total(const typename model::Policy<float>::Cache& cache, const model::Mask& mask, double T) {
-    const std::size_t B = mask.shape()[0], N = mask.shape()[1], V = cache.logits.shape()[2];
-    const std::size_t p = cache.prompt_width;
-    std::vector<float> rows(B * N * V);
-    for (std::size_t b = 0; b < B; ++b)
-      for (std::size_t i = 0; i < N; ++i)
-        for (std::size_t v = 0; v < V; ++v)
-          rows[(b * N + i) * V + v] = static_cast<float>(cache.logits(b, p - 1 + i, v) / T);
-    std::size_t n = 0;
-    for (std::uint8_t v : mask) n += v;
-    return categorical_entropy<float>(rows, std::span<const std::uint8_t>(mask.data(), mask.size()), {}, {}, B * N, V) *
-           static_cast<double>(n);
-  }
-
   GrpoConfig cfg_;
-  model::Policy<float> reference_;
-  ParameterList<float> params_;
-  optim::AdamW<float> optimizer_;
+  Pol reference_;
+  using Params = decltype(std::declval<Pol&>().parameters(false));
+
+  Params params_;
+  optim::AdamWFor<Params> optimizer_;
   std::size_t steps_ = 0;
-  model::Policy<float>* policy_;
+  Pol* policy_;
   GrpoStepRecord last_;
 };
+
+using Grpo = BasicGrpo<model::Policy<float>>;
 
 static_assert(Algorithm<Grpo, model::TextPolicy, reward::MonaRewardModel>);
 

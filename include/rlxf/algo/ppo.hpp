@@ -115,7 +115,9 @@ class BasicPpo {
     const double T = cfg_.generation.temperature;
     typename Pol::Cache cache;
     const typename Pol::Outputs old = policy_->forward(batch, T, true, cache);
-    const double entropy = masked_mean(policy_->entropies(cache), mask);
+    const Tensor<float, 2> entropies = policy_->entropies(cache);
+    const auto [entropy_sum, entropy_count] = masked_sum({entropies.data(), entropies.size()}, m);
+    const double entropy = entropy_count ? entropy_sum / static_cast<double>(entropy_count) : 0.0;
     typename Pol::Cache ref_cache;
     const typename Pol::Outputs ref = reference_.forward(batch, T, false, ref_cache);
 
@@ -250,18 +252,6 @@ class BasicPpo {
 
   static std::span<float> span_of(Tensor<float, 2>& t) { return {t.data(), t.size()}; }
   static std::span<const float> span_of(const Tensor<float, 2>& t) { return {t.data(), t.size()}; }
-
-  // objective/entropy: the masked mean of the per-token entropies (0 without a real token).
-  static double masked_mean(const Tensor<float, 2>& x, const model::Mask& mask) {
-    double sum = 0;
-    std::size_t n = 0;
-    for (std::size_t i = 0; i < mask.size(); ++i)
-      if (mask.data()[i]) {
-        sum += static_cast<double>(x.data()[i]);
-        ++n;
-      }
-    return n ? sum / static_cast<double>(n) : 0.0;
-  }
 
   using Params = decltype(std::declval<Pol&>().parameters(true));
 

@@ -60,9 +60,12 @@ struct RejectionSamplingBatch {
   std::vector<std::size_t> kept;
 };
 
-class RejectionSampling {
+template <rlxf::Policy Pol>
+class BasicRejectionSampling {
  public:
-  RejectionSampling(model::TextPolicy& policy, const RejectionSamplingConfig& cfg)
+  using TextPolicy = model::BasicTextPolicy<Pol>;
+
+  BasicRejectionSampling(TextPolicy& policy, const RejectionSamplingConfig& cfg)
       : cfg_(validated(cfg)),
         params_(policy.policy().parameters(false)),
         optimizer_(params_, {.lr = cfg.lr, .weight_decay = cfg.weight_decay}, optim::decay_except_bias_and_norm),
@@ -101,7 +104,7 @@ class RejectionSampling {
   }
 
   template <RewardModel R>
-  StepMetrics step(model::TextPolicy& policy, const R& rm, std::span<const std::string> prompts, Rng& rng) {
+  StepMetrics step(TextPolicy& policy, const R& rm, std::span<const std::string> prompts, Rng& rng) {
     RLXF_REQUIRE(&policy.policy() == policy_,
                  "RejectionSampling::step: a different policy than the one RejectionSampling was built with");
     RLXF_REQUIRE(!prompts.empty(), "RejectionSampling::step: no prompts");
@@ -199,12 +202,16 @@ class RejectionSampling {
   }
 
   RejectionSamplingConfig cfg_;
-  ParameterList<float> params_;
-  optim::AdamW<float> optimizer_;
+  using Params = decltype(std::declval<Pol&>().parameters(false));
+
+  Params params_;
+  optim::AdamWFor<Params> optimizer_;
   RejectionSamplingBatch last_;
   std::size_t steps_ = 0;
-  model::Policy<float>* policy_;
+  Pol* policy_;
 };
+
+using RejectionSampling = BasicRejectionSampling<model::Policy<float>>;
 
 static_assert(Algorithm<RejectionSampling, model::TextPolicy, reward::MonaRewardModel>);
 

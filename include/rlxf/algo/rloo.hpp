@@ -30,7 +30,6 @@
 
 #include "rlxf/algo/advantages.hpp"
 #include "rlxf/algo/algorithm.hpp"
-#include "rlxf/algo/entropy.hpp"
 #include "rlxf/algo/kl.hpp"
 #include "rlxf/algo/rloo_loss.hpp"
 #include "rlxf/concepts.hpp"
@@ -66,9 +65,12 @@ struct RlooStepRecord {
   std::vector<double> advantages;    // the advantages the loss used (float values, widened)
 };
 
-class Rloo {
+template <rlxf::Policy Pol>
+class BasicRloo {
  public:
-  Rloo(model::TextPolicy& policy, const RlooConfig& cfg)
+  using TextPolicy = model::BasicTextPolicy<Pol>;
+
+  BasicRloo(TextPolicy& policy, const RlooConfig& cfg)
       : cfg_(validated(cfg)),
         reference_(policy.policy()),
         params_(policy.policy().parameters(false)),
@@ -77,7 +79,7 @@ class Rloo {
 
   const RlooConfig& config() const { return cfg_; }
   std::size_t steps_done() const { return steps_; }
-  const model::Policy<float>& reference() const { return reference_; }
+  const Pol& reference() const { return reference_; }
   const RlooStepRecord& last_step() const { return last_; }
 
   // Metrics (TRL names): objective/scores (mean R), objective/kl (mean summed k1 KL of the
@@ -86,7 +88,7 @@ class Rloo {
   // policy/approxkl_avg, loss/policy_avg, val/ratio (means over the updates of the step),
   // val/num_eos_tokens, completions/mean_length (answer tokens, EOS included), lr.
   template <RewardModel R>
-  StepMetrics step(model::TextPolicy& policy, const R& rm, std::span<const std::string> prompts, Rng& rng) {
+  StepMetrics step(TextPolicy& policy, const R& rm, std::span<const std::string> prompts, Rng& rng) {
     RLXF_REQUIRE(&policy.policy() == policy_, "Rloo::step: a different policy than the one Rloo was built with");
     RLXF_REQUIRE(!prompts.empty(), "Rloo::step: no prompts");
     const std::size_t K = cfg_.k;
@@ -116,9 +118,11 @@ class Rloo {
     for (std::size_t lo = 0; lo < B; lo += cfg_.microbatch_size) {
       const std::span<const std::size_t> rows(all.data() + lo, std::min(B, lo + cfg_.microbatch_size) - lo);
       const model::SequenceBatch mb = batch.select(rows);
-      typename model::Policy<float>::Cache c, rc;
+      typename Pol::Cache c, rc;
       scatter(policy_->forward(mb, T, false, c).logprobs, rows, old);
-      entropy_sum += entropy_total(c, mb.response_mask(), T);
+      const Tensor<float, 2> h = policy_->entropies(c);
+      const model::Mask mb_mask = mb.response_mask();
+      entropy_sum += masked_sum({h.data(), h.size()}, {mb_mask.data(), mb_mask.size()}).first;
       scatter(reference_.forward(mb, T, false, rc).logprobs, rows, ref);
     }
 
@@ -164,8 +168,8 @@ class Rloo {
           const Tensor<float, 2> logp_old = gather(old, rows);
           std::vector<float> a(b);
           for (std::size_t j = 0; j < b; ++j) a[j] = advantages[rows[j]];
-          typename model::Policy<float>::Cache c;
-          const model::PolicyOutputs<float> now = policy_->forward(mb, T, false, c);
+          typename Pol::Cache c;
+          const typename Pol::Outputs now = policy_->forward(mb, T, false, c);
           Tensor<float, 2> dlogp = zeros<float, 2>({b, N});
           const RlooLossStats st = rloo_loss<float>(span_of(now.logprobs), span_of(logp_old), a, mm,
                                                     span_of(dlogp), b, N, loss_opt);
@@ -265,29 +269,18 @@ class Rloo {
     return out;
   }
 
-  // Sum over the valid answer tokens of the entropy of softmax(z / T).
-  static double entropy_total(const typename model::Policy<float>::Cache& cache, const model::Mask& mask, double T) {
-    const std::size_t B = mask.shape()[0], N = mask.shape()[1], V = cache.logits.shape()[2];
-    const std::size_t p = cache.prompt_width;
-    std::vector<float> rows(B * N * V);
-    for (std::size_t b = 0; b < B; ++b)
-      for (std::size_t i = 0; i < N; ++i)
-        for (std::size_t v = 0; v < V; ++v)
-          rows[(b * N + i) * V + v] = static_cast<float>(cache.logits(b, p - 1 + i, v) / T);
-    std::size_t n = 0;
-    for (std::uint8_t v : mask) n += v;
-    return categorical_entropy<float>(rows, std::span<const std::uint8_t>(mask.data(), mask.size()), {}, {}, B * N, V) *
-           static_cast<double>(n);
-  }
-
   RlooConfig cfg_;
-  model::Policy<float> reference_;
-  ParameterList<float> params_;
-  optim::AdamW<float> optimizer_;
+  Pol reference_;
+  using Params = decltype(std::declval<Pol&>().parameters(false));
+
+  Params params_;
+  optim::AdamWFor<Params> optimizer_;
   std::size_t steps_ = 0;
-  model::Policy<float>* policy_;
+  Pol* policy_;
   RlooStepRecord last_;
 };
+
+using Rloo = BasicRloo<model::Policy<float>>;
 
 static_assert(Algorithm<Rloo, model::TextPolicy, reward::MonaRewardModel>);
 

@@ -25,10 +25,11 @@ struct SftConfig {
 };
 
 // Mean negative log-likelihood per answer token of the rows of `batch`, and (if `grad`) its
-// gradient accumulated into the policy's decoder.
-inline double sft_loss(model::Policy<float>& policy, const model::SequenceBatch& batch, bool grad) {
-  typename model::Policy<float>::Cache cache;
-  const model::PolicyOutputs<float> out = policy.forward(batch, 1.0, false, cache);
+// gradient accumulated into the policy's decoder. Any rlxf::Policy.
+template <rlxf::Policy Pol>
+double sft_loss(Pol& policy, const model::SequenceBatch& batch, bool grad) {
+  typename Pol::Cache cache;
+  const typename Pol::Outputs out = policy.forward(batch, 1.0, false, cache);
   const model::Mask mask = batch.response_mask();
   double sum = 0;
   std::size_t count = 0;
@@ -39,9 +40,10 @@ inline double sft_loss(model::Policy<float>& policy, const model::SequenceBatch&
     }
   RLXF_REQUIRE(count > 0, "sft: a batch without answer tokens");
   if (grad) {
-    Tensor<float, 2> dlogp = zeros<float, 2>({mask.shape()[0], mask.shape()[1]});
+    using T = model::logprob_t<Pol>;
+    Tensor<T, 2> dlogp = zeros<T, 2>({mask.shape()[0], mask.shape()[1]});
     for (std::size_t i = 0; i < mask.size(); ++i)
-      dlogp.data()[i] = mask.data()[i] ? -1.0f / static_cast<float>(count) : 0.0f;
+      dlogp.data()[i] = mask.data()[i] ? T(-1) / static_cast<T>(count) : T(0);
     policy.backward(dlogp, nullptr, cache);
   }
   return sum / static_cast<double>(count);
@@ -49,9 +51,10 @@ inline double sft_loss(model::Policy<float>& policy, const model::SequenceBatch&
 
 // Trains the policy's decoder on (prompt, answer) pairs. Validation reports the answer-token
 // NLL and, as "accuracy", exp(-NLL) (the per-token likelihood).
-inline reward::TrainReport sft(model::TextPolicy& policy, std::span<const std::string> prompts,
-                               std::span<const std::string> answers, const SftConfig& cfg = {},
-                               const reward::ProgressFn& progress = {}) {
+template <rlxf::Policy Pol>
+reward::TrainReport sft(model::BasicTextPolicy<Pol>& policy, std::span<const std::string> prompts,
+                        std::span<const std::string> answers, const SftConfig& cfg = {},
+                        const reward::ProgressFn& progress = {}) {
   RLXF_REQUIRE(prompts.size() == answers.size(), "sft: ", prompts.size(), " prompts but ", answers.size(), " answers");
   RLXF_REQUIRE(cfg.validation_fraction >= 0 && cfg.validation_fraction < 1,
                "SftConfig.validation_fraction must be in [0, 1), got ", cfg.validation_fraction);

@@ -14,6 +14,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "rlxf/concepts.hpp"
@@ -36,10 +37,10 @@ struct PolicyEvaluation {
 
 // Samples one answer per prompt (batches of `batch`), scores it, and measures the KL to
 // `reference` at the sampling temperature when one is given.
-template <RewardModel R>
-PolicyEvaluation evaluate_policy(std::string name, const model::TextPolicy& policy, const R& rm,
+template <rlxf::Policy Pol, RewardModel R>
+PolicyEvaluation evaluate_policy(std::string name, const model::BasicTextPolicy<Pol>& policy, const R& rm,
                                  std::span<const std::string> prompts, const model::GenerationConfig& gen, Rng rng,
-                                 const model::Policy<float>* reference = nullptr, std::size_t batch = 64) {
+                                 const std::type_identity_t<Pol>* reference = nullptr, std::size_t batch = 64) {
   RLXF_REQUIRE(!prompts.empty(), "evaluate_policy: no prompts");
   PolicyEvaluation out{std::move(name), {}, {}, {}, {}, {}};
   for (std::size_t lo = 0; lo < prompts.size(); lo += batch) {
@@ -51,7 +52,7 @@ PolicyEvaluation evaluate_policy(std::string name, const model::TextPolicy& poli
     out.rewards.insert(out.rewards.end(), scores.begin(), scores.end());
     out.ended.insert(out.ended.end(), r.ended.begin(), r.ended.end());
     if (reference) {
-      typename model::Policy<float>::Cache pc, rc;
+      typename Pol::Cache pc, rc;
       const auto lp = policy.policy().forward(r.batch, gen.temperature, false, pc);
       const auto lr = reference->forward(r.batch, gen.temperature, false, rc);
       const model::Mask mask = r.batch.response_mask();

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <map>
 #include <set>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,7 @@
 #include "rlxf/model/hf_config.hpp"
 #include "rlxf/model/hf_names.hpp"
 #include "rlxf/model/sequence_classifier.hpp"
+#include "rlxf/nn/parameter.hpp"
 
 namespace rlxf::model {
 
@@ -29,9 +31,10 @@ inline std::string full_name(const NameRule& rule, const std::string& prefix) {
 // GPT2LMHeadModel, "" for GPT2Model); the first under which the first rule's tensor exists is
 // taken. Every parameter must be found with the right shape, or an rlxf::Error names it.
 // Returns the names of the file's tensors that were not used (buffers excluded).
-template <class T>
-std::vector<std::string> load_hf(const ParameterList<T>& params, const io::Safetensors& file,
+template <class P>
+std::vector<std::string> load_hf(const std::vector<BasicParameterRef<P>>& params, const io::Safetensors& file,
                                  const std::vector<NameRule>& rules, const std::vector<std::string>& prefixes) {
+  using T = typename nn::parameter_traits<P>::accum_type;
   RLXF_REQUIRE(!rules.empty(), "no name rules");
   std::string prefix;
   bool found = false;
@@ -55,10 +58,11 @@ std::vector<std::string> load_hf(const ParameterList<T>& params, const io::Safet
       if (!info) fail("missing");
       used.insert(hf);
       const std::vector<T> src = file.read<T>(hf);
-      Parameter<T>& dst = *ref.param;
-      const std::vector<std::size_t> ours(dst.value.shape().begin(), dst.value.shape().end());
+      P& dst = *ref.param;
+      const std::vector<std::size_t> ours = nn::shape_of(dst);
       const std::vector<std::size_t>& theirs = info->shape;
-      T* out = dst.value.data();
+      std::vector<T> values(dst.size());
+      T* out = values.data();
       switch (rule.kind) {
         case NameRule::Kind::copy:
           if (theirs != ours) fail("shape ", shape_string(theirs), ", expected ", shape_string(ours));
@@ -82,6 +86,7 @@ std::vector<std::string> load_hf(const ParameterList<T>& params, const io::Safet
           break;
         }
       }
+      nn::set_values(dst, std::span<const T>(values));
     });
   }
   std::vector<std::string> unused;
@@ -93,10 +98,11 @@ std::vector<std::string> load_hf(const ParameterList<T>& params, const io::Safet
 // Writes `params` under their HF names (with `prefix` on base-model tensors), fusing and
 // transposing as the rules say, stored as `dtype` (F32, F16 or BF16). The file is written
 // to a temporary name and renamed into place.
-template <class T>
-void save_hf(const ParameterList<T>& params, const std::vector<NameRule>& rules, const std::string& prefix,
+template <class P>
+void save_hf(const std::vector<BasicParameterRef<P>>& params, const std::vector<NameRule>& rules, const std::string& prefix,
              const std::filesystem::path& path, DType dtype = DType::f32,
              const std::map<std::string, std::string>& metadata = {{"format", "pt"}}) {
+  using T = typename nn::parameter_traits<P>::accum_type;
   std::map<std::string, const NameRule*> by_ours;
   for (const auto& r : rules) by_ours[r.ours] = &r;
   struct Out {
@@ -108,10 +114,11 @@ void save_hf(const ParameterList<T>& params, const std::vector<NameRule>& rules,
     const auto it = by_ours.find(ref.name);
     if (it == by_ours.end()) fail("save_hf: parameter '", ref.name, "' has no Hugging Face name rule");
     const NameRule& rule = *it->second;
-    const Parameter<T>& p = *ref.param;
-    const std::vector<std::size_t> ours(p.value.shape().begin(), p.value.shape().end());
+    const P& p = *ref.param;
+    const std::vector<std::size_t> ours = nn::shape_of(p);
     Out& o = out[detail::full_name(rule, prefix)];
-    const T* src = p.value.data();
+    const std::vector<T> values = nn::values_of(p);
+    const T* src = values.data();
     switch (rule.kind) {
       case NameRule::Kind::copy:
         o.shape = ours;
@@ -167,12 +174,13 @@ void save_decoder(const std::filesystem::path& dir, BasicDecoder<B>& decoder, DT
 // Loads a Hugging Face GPT-2 or LLaMA model directory (config.json + model.safetensors), from
 // save_pretrained of the causal-LM class or the bare model class. A tensor the model does not
 // use is an error (a tied lm_head.weight excepted), so a wrong architecture is not half-loaded.
+// T: float / double for the CPU, or a backend (given as `backend` when it has state).
 template <class T>
-Decoder<T> load_decoder(const std::filesystem::path& dir) {
+Decoder<T> load_decoder(const std::filesystem::path& dir, nn::BackendRef<nn::backend_for_t<T>> backend = {}) {
   return with_context("loading " + dir.string(), [&] {
     const DecoderConfig cfg = with_context("config.json", [&] { return decoder_config_from_hf(io::read_json(dir / "config.json")); });
     Rng rng(0);
-    Decoder<T> decoder(cfg, rng);
+    Decoder<T> decoder(cfg, rng, backend);
     const auto file = io::Safetensors::load(dir / "model.safetensors");
     auto unused = load_hf(decoder.parameters(), file, hf_rules(cfg), {hf_prefix(cfg), ""});
     std::erase_if(unused, [&](const std::string& n) { return cfg.tie_embeddings && n == "lm_head.weight"; });
@@ -195,12 +203,13 @@ void save_classifier(const std::filesystem::path& dir, BasicSequenceClassifier<B
 // Loads a BertForSequenceClassification directory (config.json + model.safetensors). Tensors
 // the model does not use (e.g. a pre-training head) are an error.
 template <class T>
-SequenceClassifier<T> load_classifier(const std::filesystem::path& dir) {
+SequenceClassifier<T> load_classifier(const std::filesystem::path& dir,
+                                      nn::BackendRef<nn::backend_for_t<T>> backend = {}) {
   return with_context("loading " + dir.string(), [&] {
     const auto json = with_context("config.json", [&] { return io::read_json(dir / "config.json"); });
     const EncoderConfig cfg = with_context("config.json", [&] { return encoder_config_from_hf(json); });
     Rng rng(0);
-    SequenceClassifier<T> model(cfg, num_labels_from_hf(json), rng);
+    SequenceClassifier<T> model(cfg, num_labels_from_hf(json), rng, backend);
     const auto unused = load_hf(model.parameters(), io::Safetensors::load(dir / "model.safetensors"),
                                 hf_rules(cfg, true), {"bert.", ""});
     if (!unused.empty())

@@ -83,6 +83,7 @@ class BasicEncoder {
   }
 
   const EncoderConfig& config() const { return cfg_; }
+  nn::BackendRef<B> backend() const { return backend_; }
 
   // Activation checkpointing (nn/block_stack.hpp), as the decoder's. Off by default.
   void set_checkpointing(bool on) { checkpointing_ = on; }

@@ -22,6 +22,7 @@ class BasicSequenceClassifier {
       : encoder(cfg, rng, backend), classifier(classifier_head<B>(cfg.d_model, n_classes, rng, cfg.init_std, backend)) {}
 
   std::size_t classes() const { return classifier.out_features(); }
+  nn::BackendRef<B> backend() const { return encoder.backend(); }
 
   // ids, types, mask (B, T) (types and mask may be null) -> logits (B, 1, classes).
   nn::Activation<B> forward(const nn::Tokens& ids, const nn::Tokens* types, const Mask* mask, Cache& cache) const {

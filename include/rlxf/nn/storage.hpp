@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "rlxf/core/checked.hpp"
+#include "rlxf/core/dtype.hpp"
 #include "rlxf/core/error.hpp"
 #include "rlxf/core/tensor.hpp"
 #include "rlxf/nn/backend.hpp"
@@ -174,6 +175,23 @@ const Tensor<T, N>& to_host(const Tensor<T, N>& t) {
 template <class U>
 const std::vector<U>& to_host(const std::vector<U>& a) {
   return a;
+}
+
+// An activation's values on the host in B's accumulation type, for the small outputs the host
+// reads (classifier logits, values): the tensor itself on a CPU backend, a widened copy of a
+// device's.
+template <class B>
+decltype(auto) accum_values(const Activation<B>& a) {
+  if constexpr (host_memory<B>) {
+    static_assert(std::is_same_v<typename B::accum_type, typename B::value_type>);
+    return (a);
+  } else {
+    const Tensor<typename B::value_type, 3> host = to_host(a);
+    Tensor<typename B::accum_type, 3> out(host.shape());
+    for (std::size_t i = 0; i < host.size(); ++i)
+      out.data()[i] = static_cast<typename B::accum_type>(as_double(host.data()[i]));
+    return out;
+  }
 }
 
 // Host values in the accumulation type (a gradient the host computed) as an activation of B:

@@ -44,7 +44,7 @@ struct ClassifierTrainResult {
 };
 
 // The MET logit z1 - z0 of each sequence, in batches of `batch_size`.
-template <class B, class T = typename B::value_type>
+template <class B, class T = typename B::accum_type>
 std::vector<double> met_logits(const model::BasicSequenceClassifier<B>& model,
                                std::span<const std::vector<std::int32_t>* const> sequences,
                                std::size_t batch_size = 256) {
@@ -55,14 +55,15 @@ std::vector<double> met_logits(const model::BasicSequenceClassifier<B>& model,
     const std::size_t hi = std::min(sequences.size(), lo + batch_size);
     const TokenBatch b = pad_batch(sequences.subspan(lo, hi - lo));
     typename model::BasicSequenceClassifier<B>::Cache cache;
-    const auto logits = model.forward(b.ids, nullptr, &b.mask, cache);
+    const auto out = model.forward(b.ids, nullptr, &b.mask, cache);
+    const auto& logits = nn::accum_values<B>(out);
     for (std::size_t i = lo; i < hi; ++i)
       z[i] = static_cast<double>(logits(i - lo, 0, 1)) - static_cast<double>(logits(i - lo, 0, 0));
   }
   return z;
 }
 
-template <class B, class T = typename B::value_type>
+template <class B, class T = typename B::accum_type>
 std::vector<double> met_logits(const model::BasicSequenceClassifier<B>& model,
                                std::span<const LabelledSequence> examples, std::size_t batch_size = 256) {
   std::vector<const std::vector<std::int32_t>*> seqs;
@@ -77,7 +78,7 @@ inline std::vector<double> met_probabilities(std::span<const double> logits, dou
   return apply_temperature(logits, temperature);
 }
 
-template <class B, class T = typename B::value_type>
+template <class B, class T = typename B::accum_type>
 ClassifierTrainResult train_classifier(model::BasicSequenceClassifier<B>& model,
                                        std::span<const LabelledSequence> train,
                                        std::span<const LabelledSequence> validation,
@@ -103,12 +104,13 @@ ClassifierTrainResult train_classifier(model::BasicSequenceClassifier<B>& model,
     }
     const TokenBatch b = pad_batch(std::span<const std::vector<std::int32_t>* const>(seqs));
     typename model::BasicSequenceClassifier<B>::Cache cache;
-    const auto logits = model.forward(b.ids, nullptr, &b.mask, cache);
+    const auto out = model.forward(b.ids, nullptr, &b.mask, cache);
+    const auto& logits = nn::accum_values<B>(out);
     auto dlogits = zeros<T, 3>({batch.size(), 1, 2});
     const double loss = weighted_cross_entropy<T>(
         std::span<const T>(logits.data(), logits.size()), y, weights,
         std::span<T>(dlogits.data(), dlogits.size()), batch.size());
-    model.backward(dlogits, cache);
+    model.backward(nn::activation_from_host(model.backend().get(), dlogits), cache);
     return loss;
   };
   std::vector<std::uint8_t> val_labels;

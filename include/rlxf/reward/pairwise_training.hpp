@@ -37,7 +37,7 @@ struct PairwiseTrainConfig {
 };
 
 // The scalar reward of each sequence, in batches of `batch_size`.
-template <class B, class T = typename B::value_type>
+template <class B, class T = typename B::accum_type>
 std::vector<double> scalar_rewards(const model::BasicSequenceClassifier<B>& model,
                                    std::span<const std::vector<std::int32_t>* const> sequences,
                                    std::size_t batch_size = 256) {
@@ -48,14 +48,15 @@ std::vector<double> scalar_rewards(const model::BasicSequenceClassifier<B>& mode
     const std::size_t hi = std::min(sequences.size(), lo + batch_size);
     const TokenBatch b = pad_batch(sequences.subspan(lo, hi - lo));
     typename model::BasicSequenceClassifier<B>::Cache cache;
-    const auto out = model.forward(b.ids, nullptr, &b.mask, cache);
+    const auto scores = model.forward(b.ids, nullptr, &b.mask, cache);
+    const auto& out = nn::accum_values<B>(scores);
     for (std::size_t i = lo; i < hi; ++i)
       r[i] = static_cast<double>(out(i - lo, 0, 0));
   }
   return r;
 }
 
-template <class B, class T = typename B::value_type>
+template <class B, class T = typename B::accum_type>
 TrainReport train_pairwise(model::BasicSequenceClassifier<B>& model, std::span<const PreferencePair> train,
                            std::span<const PreferencePair> validation,
                            const PairwiseTrainConfig& cfg = {}, const ProgressFn& progress = {}) {
@@ -76,13 +77,14 @@ TrainReport train_pairwise(model::BasicSequenceClassifier<B>& model, std::span<c
     }
     const TokenBatch b = pad_batch(std::span<const std::vector<std::int32_t>* const>(seqs));
     typename model::BasicSequenceClassifier<B>::Cache cache;
-    const auto out = model.forward(b.ids, nullptr, &b.mask, cache);
+    const auto scores = model.forward(b.ids, nullptr, &b.mask, cache);
+    const auto& out = nn::accum_values<B>(scores);
     auto dout = zeros<T, 3>({2 * p, 1, 1});
     const std::span<const T> r(out.data(), 2 * p);
     const std::span<T> d(dout.data(), 2 * p);
     const PairwiseLoss loss =
         bradley_terry_loss<T>(r.first(p), r.subspan(p), margin, d.first(p), d.subspan(p), bt);
-    model.backward(dout, cache);
+    model.backward(nn::activation_from_host(model.backend().get(), dout), cache);
     return loss.loss;
   };
   const auto validate = [&]() -> std::pair<double, double> {

@@ -25,6 +25,7 @@
 #include "rlxf/core/tensor.hpp"
 #include "rlxf/model/decoder.hpp"
 #include "rlxf/nn/embedding.hpp"
+#include "rlxf/nn/parameter.hpp"
 #include "rlxf/optim/adamw.hpp"
 #include "rlxf/optim/clip.hpp"
 #include "rlxf/optim/schedule.hpp"
@@ -86,11 +87,12 @@ TokenBatch pad_batch(std::span<const Sequence* const> sequences) {
   return b;
 }
 
-// Runs the loop. `step(batch)` computes the loss of the examples with these indices and
-// accumulates its gradient into the parameters (they are zeroed before each call);
-// `validate()` returns {loss, accuracy} on the validation set, or is empty for none.
-template <class T, class StepFn>
-TrainReport run_training(const ParameterList<T>& params, std::size_t n_examples,
+// Runs the loop over `params` (a model's parameters() on any backend). `step(batch)` computes
+// the loss of the examples with these indices and accumulates its gradient into the
+// parameters (they are zeroed before each call); `validate()` returns {loss, accuracy} on the
+// validation set, or is empty for none.
+template <class List, class StepFn>
+TrainReport run_training(const List& params, std::size_t n_examples,
                          const TrainOptions& opt, StepFn&& step,
                          const std::function<std::pair<double, double>()>& validate,
                          const ProgressFn& progress) {
@@ -107,11 +109,11 @@ TrainReport run_training(const ParameterList<T>& params, std::size_t n_examples,
   const std::size_t eval_every = opt.eval_every ? opt.eval_every : per_epoch;
   const auto warmup = static_cast<std::size_t>(opt.warmup_fraction * static_cast<double>(total));
   const optim::LinearDecay schedule(opt.lr, warmup, total);
-  optim::AdamW<T> adamw(params, {.lr = opt.lr, .weight_decay = opt.weight_decay},
-                        optim::decay_except_bias_and_norm);
+  using AdamW = optim::AdamWFor<List>;
+  AdamW adamw(params, {.lr = opt.lr, .weight_decay = opt.weight_decay}, optim::decay_except_bias_and_norm);
 
   TrainReport report;
-  std::vector<xt::xarray<T, xt::layout_type::row_major>> best_weights;
+  std::vector<std::vector<typename AdamW::A>> best_weights;
   double best_loss = std::numeric_limits<double>::infinity();
   std::size_t since_best = 0;
   const auto start = std::chrono::steady_clock::now();
@@ -139,7 +141,7 @@ TrainReport run_training(const ParameterList<T>& params, std::size_t n_examples,
         since_best = 0;
         best_weights.clear();
         for (const auto& ref : params)
-          best_weights.push_back(ref.param->value);
+          best_weights.push_back(nn::values_of(*ref.param));
       } else {
         ++since_best;
       }
@@ -148,10 +150,13 @@ TrainReport run_training(const ParameterList<T>& params, std::size_t n_examples,
       progress(p);
   };
 
+  const auto restore = [&](const std::vector<std::vector<typename AdamW::A>>& weights) {
+    for (std::size_t i = 0; i < weights.size(); ++i)
+      nn::set_values(*params[i].param, std::span<const typename AdamW::A>(weights[i]));
+  };
   // On a non-finite loss or gradient: back to the best validated weights, then the error.
   const auto diverged = [&](const char* what, double value, std::size_t epoch) {
-    for (std::size_t i = 0; i < best_weights.size(); ++i)
-      params[i].param->value = best_weights[i];
+    restore(best_weights);
     fail("reward training: the ", what, " is ", value, " at step ", report.steps, " (epoch ",
          epoch, "); ", best_weights.empty() ? "no validation had run yet"
                                             : "the weights of the best validation were restored");
@@ -191,8 +196,7 @@ TrainReport run_training(const ParameterList<T>& params, std::size_t n_examples,
   }
   if (validate && report.steps % eval_every != 0)
     report_now(true);
-  for (std::size_t i = 0; i < best_weights.size(); ++i)
-    params[i].param->value = best_weights[i];
+  restore(best_weights);
   report.seconds = seconds();
   return report;
 }

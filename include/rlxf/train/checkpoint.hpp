@@ -23,17 +23,19 @@
 #include "rlxf/core/parameter.hpp"
 #include "rlxf/core/tensor.hpp"
 #include "rlxf/io/safetensors.hpp"
+#include "rlxf/nn/parameter.hpp"
 
 namespace rlxf::train {
 
-// Writes every parameter under its name, as F32, atomically.
-template <class T>
-void save_parameters(const std::filesystem::path& path, const ParameterList<T>& params) {
+// Writes every parameter (host or device: its master values) under its name, as F32,
+// atomically. The file is the same whichever backend holds the parameters.
+template <class P>
+void save_parameters(const std::filesystem::path& path, const std::vector<BasicParameterRef<P>>& params) {
   io::SafetensorsWriter w;
   for (const auto& ref : params) {
-    const auto& v = ref.param->value;
-    w.add(ref.name, std::span<const T>(v.data(), v.size()),
-          std::vector<std::size_t>(v.shape().begin(), v.shape().end()), DType::f32);
+    const auto values = nn::values_of(*ref.param);
+    w.add(ref.name, std::span<const typename decltype(values)::value_type>(values), nn::shape_of(*ref.param),
+          DType::f32);
   }
   w.write(path);
 }
@@ -41,19 +43,19 @@ void save_parameters(const std::filesystem::path& path, const ParameterList<T>& 
 // Reads every parameter by name; the file must hold exactly these names with these shapes.
 // Every tensor is checked and read before any parameter changes: a failed load leaves the
 // parameters as they were.
-template <class T>
-void load_parameters(const std::filesystem::path& path, const ParameterList<T>& params) {
+template <class P>
+void load_parameters(const std::filesystem::path& path, const std::vector<BasicParameterRef<P>>& params) {
+  using T = typename nn::parameter_traits<P>::accum_type;
   with_context("loading parameters " + path.string(), [&] {
     const io::Safetensors file = io::Safetensors::load(path);
     std::vector<std::vector<T>> data;
     data.reserve(params.size());
     for (const auto& ref : params) {
-      const auto& v = ref.param->value;
       data.push_back(with_context("tensor '" + ref.name + "'", [&] {
         const auto* info = file.find(ref.name);
         if (!info)
           fail("missing");
-        const std::vector<std::size_t> want(v.shape().begin(), v.shape().end());
+        const std::vector<std::size_t> want = nn::shape_of(*ref.param);
         if (info->shape != want)
           fail("shape ", shape_string(info->shape), ", the model's is ", shape_string(want));
         return file.read<T>(ref.name);
@@ -63,7 +65,7 @@ void load_parameters(const std::filesystem::path& path, const ParameterList<T>& 
     RLXF_REQUIRE(file.tensors().size() == params.size(), "the file has ", file.tensors().size(),
                  " tensors, the model ", params.size());
     for (std::size_t i = 0; i < params.size(); ++i)
-      std::copy(data[i].begin(), data[i].end(), params[i].param->value.data());
+      nn::set_values(*params[i].param, std::span<const T>(data[i]));
   });
 }
 
