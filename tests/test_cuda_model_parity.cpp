@@ -30,6 +30,9 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <span>
 #include <string>
 #include <utility>
@@ -43,7 +46,9 @@
 #include "rlxf/nn/parameter.hpp"
 #include "rlxf/nn/storage.hpp"
 #include "rlxf/optim/adamw.hpp"
+#include "rlxf/train/checkpoint.hpp"
 #include "backend_parity.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 
@@ -112,6 +117,15 @@ void check_gradients(CpuModel& cpu, EmuModel& emu) {
     INFO(cp[i].name, ": gradient relative L2 error ", a.rel_l2);
     CHECK(a.rel_l2 <= grad_rel_l2);
   }
+}
+
+// Whether a device parameter's working (bf16) weights are its master weights rounded.
+bool working_is_rounded_master(const nn::DeviceParameter<EmuBackend>& p) {
+  const std::vector<rlxf::bf16> working = nn::to_host(p.value);
+  const std::vector<float> master = nn::values_of(p);
+  for (std::size_t j = 0; j < master.size(); ++j)
+    if (working[j].to_float() != rlxf::test::round_bf16(master[j])) return false;
+  return true;
 }
 
 // ---- decoders ----
@@ -221,10 +235,10 @@ void check_decoder(model::DecoderFamily family) {
     CHECK(a.rel_l2 <= update_rel_l2);
   }
   // The working weights are the masters rounded to bf16.
-  const auto& head = *ep.back().param;
-  const std::vector<rlxf::bf16> working = nn::to_host(head.value);
-  const std::vector<float> master = nn::values_of(head);
-  for (std::size_t j = 0; j < master.size(); ++j) REQUIRE(working[j].to_float() == rlxf::test::round_bf16(master[j]));
+  for (const auto& r : ep) {
+    INFO(r.name);
+    CHECK(working_is_rounded_master(*r.param));
+  }
 }
 
 // ---- encoder ----
@@ -283,4 +297,33 @@ TEST_CASE("backend parity: a tiny LLaMA decoder (GQA, RoPE, SwiGLU) on the emula
 TEST_CASE("backend parity: a tiny BERT encoder on the emulated CUDA backend against cpu::Backend<float>") {
   SUBCASE("[CLS] pooler") { check_encoder(model::Pooling::cls); }
   SUBCASE("mean pooling") { check_encoder(model::Pooling::mean); }
+}
+
+TEST_CASE("checkpoints: the same file whichever backend wrote it, and each backend reads the other's") {
+  const model::DecoderConfig cfg = tiny_decoder(model::DecoderFamily::llama);
+  EmuBackend emu_backend;
+  Rng rng_cpu(21), rng_emu(22);  // different weights: a load must replace all of them
+  model::BasicDecoder<Cpu> cpu(cfg, rng_cpu);
+  model::BasicDecoder<EmuBackend> emu(cfg, rng_emu, nn::BackendRef<EmuBackend>(emu_backend));
+  rlxf::test::TempDir dir("backend_checkpoints");
+  const auto cpu_file = dir.path / "cpu.safetensors", emu_file = dir.path / "emu.safetensors";
+  rlxf::train::save_parameters(emu_file, emu.parameters());
+  rlxf::train::load_parameters(emu_file, cpu.parameters());  // the CPU model now holds the emulated one's masters
+  rlxf::train::save_parameters(cpu_file, cpu.parameters());
+  const auto read = [](const std::filesystem::path& p) {
+    std::ifstream in(p, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  CHECK(read(cpu_file) == read(emu_file));  // byte for byte
+  // And back: a fresh emulated model reads the CPU's file into its masters and working weights.
+  Rng rng_other(23);
+  model::BasicDecoder<EmuBackend> other(cfg, rng_other, nn::BackendRef<EmuBackend>(emu_backend));
+  rlxf::train::load_parameters(cpu_file, other.parameters());
+  auto cp = cpu.parameters();
+  auto op = other.parameters();
+  for (std::size_t i = 0; i < cp.size(); ++i) {
+    INFO(cp[i].name);
+    CHECK(nn::values_of(*op[i].param) == nn::values_of(*cp[i].param));
+    CHECK(working_is_rounded_master(*op[i].param));
+  }
 }
