@@ -46,6 +46,7 @@
 #include "rlxf/nn/parameter.hpp"
 #include "rlxf/nn/storage.hpp"
 #include "rlxf/optim/adamw.hpp"
+#include "rlxf/optim/clip.hpp"
 #include "rlxf/train/checkpoint.hpp"
 #include "backend_parity.hpp"
 #include "temp_dir.hpp"
@@ -326,4 +327,49 @@ TEST_CASE("checkpoints: the same file whichever backend wrote it, and each backe
     CHECK(nn::values_of(*op[i].param) == nn::values_of(*cp[i].param));
     CHECK(working_is_rounded_master(*op[i].param));
   }
+}
+
+TEST_CASE("parameter arena: a device optimizer packs its parameters and steps them in one pass, as one by one") {
+  const model::DecoderConfig cfg = tiny_decoder(model::DecoderFamily::gpt2);
+  EmuBackend emu_backend;
+  Rng rng_a(31), rng_b(31);
+  model::BasicDecoder<EmuBackend> a(cfg, rng_a, nn::BackendRef<EmuBackend>(emu_backend));
+  model::BasicDecoder<EmuBackend> b(cfg, rng_b, nn::BackendRef<EmuBackend>(emu_backend));
+  const LmBatch x = lm_batch(cfg.vocab_size, 12);
+  lm_step(a, x);
+  lm_step(b, x);
+  const optim::AdamWConfig adam{.lr = 1e-3, .weight_decay = 0.1};
+  optim::BasicAdamW<nn::DeviceParameter<EmuBackend>> packed(a.parameters(), adam, optim::decay_except_bias_and_norm);
+  optim::BasicAdamW<nn::DeviceParameter<EmuBackend>> one_by_one(b.parameters(), adam, optim::decay_except_bias_and_norm);
+  // Packing moved nothing: the gradients (and weights) are what backward left.
+  const auto pa = a.parameters();
+  const auto pb = b.parameters();
+  for (std::size_t i = 0; i < pa.size(); ++i) CHECK(nn::grads_of(*pa[i].param) == nn::grads_of(*pb[i].param));
+  // Every parameter of `a` is a slice of one arena; so are b's, until a second optimizer
+  // repacks them, after which `one_by_one` finds its arena gone and updates them one by one.
+  for (const auto& r : pa) CHECK(r.param->master.storage() == pa.front().param->master.storage());
+  const optim::BasicAdamW<nn::DeviceParameter<EmuBackend>> repacker(b.parameters(), adam);
+  REQUIRE(nn::arena_gradients(pa).has_value());
+  // The clipping norm over the arena in one pass, and parameter by parameter over a list that
+  // is not the whole arena (the first parameter left out, added back by hand).
+  const double norm = optim::grad_norm(pa);
+  const auto rest = decltype(pa)(pa.begin() + 1, pa.end());
+  REQUIRE_FALSE(nn::arena_gradients(rest).has_value());
+  const double first = optim::grad_norm(decltype(pa)(pa.begin(), pa.begin() + 1));
+  CHECK(std::abs(norm * norm - (optim::grad_norm(rest) * optim::grad_norm(rest) + first * first)) <= 1e-12 * norm * norm);
+  for (int step = 0; step < 2; ++step) {
+    packed.step();
+    one_by_one.step();
+  }
+  for (std::size_t i = 0; i < pa.size(); ++i) {
+    INFO(pa[i].name);
+    CHECK(nn::values_of(*pa[i].param) == nn::values_of(*pb[i].param));  // the same bits
+    CHECK(working_is_rounded_master(*pa[i].param));
+    CHECK(working_is_rounded_master(*pb[i].param));
+  }
+  // A restored state lands in the arena's moments.
+  const auto state = packed.state();
+  optim::BasicAdamW<nn::DeviceParameter<EmuBackend>> resumed(a.parameters(), adam, optim::decay_except_bias_and_norm);
+  resumed.restore(state);
+  for (std::size_t i = 0; i < pa.size(); ++i) CHECK(resumed.first_moment(i) == packed.first_moment(i));
 }

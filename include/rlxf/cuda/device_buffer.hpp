@@ -1,6 +1,7 @@
 #pragma once
-// DeviceBuffer<T>: an owned array of T in GPU global memory (cudaMalloc / cudaFree), the
-// storage every GPU entry point of rlxf takes pointers into. Move-only; copies between host
+// DeviceBuffer<T>: an owned array of T in GPU global memory (cudaMalloc / cudaFree, or the
+// stream-ordered cudaMallocAsync / cudaFreeAsync of the device's memory pool), the storage
+// every GPU entry point of rlxf takes pointers into. Move-only; copies between host
 // and device are explicit and check that both sides hold the same number of elements.
 //
 // The element type is any trivially copyable T; rlxf::f16 and rlxf::bf16 (core/dtype.hpp)
@@ -46,6 +47,18 @@ class DeviceBuffer {
     data_ = static_cast<T*>(p);
   }
 
+  // `count` uninitialised elements from the device's memory pool, allocated and later freed in
+  // the order of `stream` (cudaMallocAsync / cudaFreeAsync): neither waits for the device, and
+  // memory freed on the stream is reused by later allocations on it (cuda::Gpu keeps the pool's
+  // freed memory instead of returning it to the driver). `stream` must outlive the buffer.
+  DeviceBuffer(std::size_t count, cudaStream_t stream) : size_(count), stream_(stream), pooled_(true) {
+    if (count == 0) return;
+    void* p = nullptr;
+    check(cudaMallocAsync(&p, count * sizeof(T), stream),
+          rlxf::detail::concat("cudaMallocAsync(", count * sizeof(T), " bytes)"));
+    data_ = static_cast<T*>(p);
+  }
+
   // A buffer holding a copy of `host` (synchronous).
   static DeviceBuffer from_host(std::span<const T> host) {
     DeviceBuffer b(host.size());
@@ -55,12 +68,15 @@ class DeviceBuffer {
 
   ~DeviceBuffer() { release(); }
   DeviceBuffer(DeviceBuffer&& other) noexcept
-      : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
+      : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)),
+        stream_(std::exchange(other.stream_, nullptr)), pooled_(std::exchange(other.pooled_, false)) {}
   DeviceBuffer& operator=(DeviceBuffer&& other) noexcept {
     if (this != &other) {
       release();
       data_ = std::exchange(other.data_, nullptr);
       size_ = std::exchange(other.size_, 0);
+      stream_ = std::exchange(other.stream_, nullptr);
+      pooled_ = std::exchange(other.pooled_, false);
     }
     return *this;
   }
@@ -138,13 +154,15 @@ class DeviceBuffer {
            " elements but the device buffer holds ", size_);
   }
   void release() noexcept {
-    if (data_ != nullptr) (void)cudaFree(data_);
+    if (data_ != nullptr) (void)(pooled_ ? cudaFreeAsync(data_, stream_) : cudaFree(data_));
     data_ = nullptr;
     size_ = 0;
   }
 
   T* data_ = nullptr;
   std::size_t size_ = 0;
+  cudaStream_t stream_ = nullptr;  // the stream of a pooled buffer
+  bool pooled_ = false;
 };
 
 }  // namespace rlxf::cuda

@@ -12,6 +12,7 @@
 // nvcc only, so the ops of Backend<Gpu> (everything that launches) must be called from a
 // .cu translation unit: elsewhere launcher() fails to compile with a static_assert saying so.
 #include <cstddef>
+#include <cstdint>
 #include <span>
 #include <string_view>
 #include <utility>
@@ -48,15 +49,19 @@ class Gpu {
 
   // Claims device `ordinal` (makes it current) and creates the stream. Throws rlxf::Error
   // "no usable GPU" without a GPU or driver, "out of range" for a missing ordinal.
-  explicit Gpu(int ordinal = 0) : properties_(require_device(ordinal)), stream_() {}
+  // Its buffers come from the device's stream-ordered memory pool (DeviceBuffer), which keeps
+  // the memory they free for the next allocations: after the first training step of a shape,
+  // the steps after it allocate nothing from the driver and never wait on an allocation.
+  explicit Gpu(int ordinal = 0) : properties_(require_device(ordinal)), stream_() { keep_freed_memory(ordinal); }
 
   const DeviceProperties& properties() const { return properties_; }
   const Stream& stream() const { return stream_; }
   int sm_count() const { return properties_.sm_count; }
 
+  // n uninitialised elements, allocated (and freed) in stream order.
   template <class T>
   DeviceBuffer<T> allocate(std::size_t n) const {
-    return DeviceBuffer<T>(n);
+    return DeviceBuffer<T>(n, stream_.get());
   }
   // Queued on the stream, then waited for (the host span may be freed on return).
   template <class T>
@@ -93,6 +98,15 @@ class Gpu {
 #endif
 
  private:
+  // The pool's release threshold at its maximum: memory freed into it stays there.
+  static void keep_freed_memory(int ordinal) {
+    cudaMemPool_t pool = nullptr;
+    check(cudaDeviceGetDefaultMemPool(&pool, ordinal), "cudaDeviceGetDefaultMemPool");
+    std::uint64_t keep = UINT64_MAX;
+    check(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &keep),
+          "cudaMemPoolSetAttribute(release threshold)");
+  }
+
   DeviceProperties properties_;
   Stream stream_;
 };

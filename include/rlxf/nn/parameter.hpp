@@ -10,6 +10,8 @@
 // lists of either are Params<B>.
 #include <algorithm>
 #include <cstddef>
+#include <memory>
+#include <optional>
 #include <span>
 #include <type_traits>
 #include <utility>
@@ -80,6 +82,72 @@ template <class B>
 B& backend_of(const DeviceParameter<B>& p) {
   RLXF_REQUIRE(p.master.backend() != nullptr, "an empty parameter has no backend");
   return *p.master.backend();
+}
+
+// ---- parameter arenas (device parameters) ----
+// Parameters moved into one buffer each of working values, master values and gradients, each
+// parameter's slice starting at a multiple of arena_align elements (so vectorised kernels see
+// aligned slices; the gaps hold zeros and stay zero under the update). An optimizer packs the
+// parameters it updates (optim::BasicAdamW), so that the update, the cast into the working
+// weights and the gradient norm run once over the whole arena. The layers keep reading their
+// parameters through the same DeviceParameter objects, which now view the arena.
+inline constexpr std::size_t arena_align = 64;
+
+struct ArenaLayout {
+  std::vector<std::size_t> offsets;  // of each parameter, in the order packed
+  std::size_t size = 0;              // the arena's extent, a multiple of arena_align
+};
+
+// Moves `params` (in this order) into new arenas; their values and gradients are kept.
+template <class B>
+ArenaLayout pack(std::span<DeviceParameter<B>* const> params) {
+  using V = typename B::value_type;
+  using A = typename B::accum_type;
+  ArenaLayout layout;
+  for (const DeviceParameter<B>* p : params) {
+    layout.offsets.push_back(layout.size);
+    layout.size = (layout.size + p->size() + arena_align - 1) / arena_align * arena_align;
+  }
+  if (params.empty()) return layout;
+  B& be = backend_of(*params[0]);
+  auto value = std::make_shared<typename B::template Buffer<V>>(be.template allocate<V>(layout.size));
+  auto master = std::make_shared<typename B::template Buffer<A>>(be.template allocate<A>(layout.size));
+  auto grad = std::make_shared<typename B::template Buffer<A>>(be.template allocate<A>(layout.size));
+  for (std::size_t i = 0; i < params.size(); ++i) {
+    DeviceParameter<B>& p = *params[i];
+    const std::size_t at = layout.offsets[i], n = p.size();
+    RLXF_REQUIRE(&backend_of(p) == &be, "pack: the parameters live on different backends");
+    be.copy(p.value.data(), value->data() + at, n);
+    be.copy(p.master.data(), master->data() + at, n);
+    be.copy(p.grad.data(), grad->data() + at, n);
+    p.value = DeviceArray<B, V>(be, value, at, n);
+    p.master = DeviceArray<B, A>(be, master, at, n);
+    p.grad = DeviceArray<B, A>(be, grad, at, n);
+  }
+  return layout;
+}
+
+// When `params` are exactly one arena (slices of one gradient buffer that tile it, in any
+// order): that buffer's gradients, which a norm or a scale can then take in one pass.
+template <class B>
+std::optional<std::span<typename B::accum_type>> arena_gradients(
+    const std::vector<BasicParameterRef<DeviceParameter<B>>>& params) {
+  if (params.empty()) return std::nullopt;
+  const auto* storage = params[0].param->grad.storage();
+  std::vector<std::pair<std::size_t, std::size_t>> slices;  // (offset, size)
+  for (const auto& ref : params) {
+    if (ref.param->grad.storage() != storage || storage == nullptr) return std::nullopt;
+    slices.emplace_back(ref.param->grad.offset(), ref.param->size());
+  }
+  std::sort(slices.begin(), slices.end());
+  std::size_t end = 0;
+  for (const auto& [offset, size] : slices) {
+    if (offset != end) return std::nullopt;
+    end = (offset + size + arena_align - 1) / arena_align * arena_align;
+  }
+  if (end != storage->size()) return std::nullopt;
+  auto* base = params[0].param->grad.data() - params[0].param->grad.offset();
+  return std::span<typename B::accum_type>(base, end);
 }
 
 // A zero parameter of `shape` on B.

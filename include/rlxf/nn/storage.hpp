@@ -11,6 +11,7 @@
 // activations, zeros_array / to_backend make arrays, and shape(), size(), data() read them.
 #include <array>
 #include <cstddef>
+#include <memory>
 #include <span>
 #include <type_traits>
 #include <utility>
@@ -28,37 +29,64 @@ namespace rlxf::nn {
 template <class B>
 inline constexpr bool host_memory = requires { requires B::host_memory; };
 
-// n elements of U in a non-host backend's memory, with value semantics.
+// n elements of U in a non-host backend's memory, with value semantics: its own buffer, or a
+// slice of a shared one (a parameter arena, nn/parameter.hpp), which it keeps alive. A copy is
+// always a new buffer of its own.
 template <class B, class U>
 class DeviceArray {
  public:
   using value_type = U;
+  using Buffer = typename B::template Buffer<U>;
 
   DeviceArray() = default;
   // n zero elements.
-  DeviceArray(B& backend, std::size_t n) : backend_(&backend), buf_(backend.template allocate<U>(n)) {}
-  DeviceArray(const DeviceArray& other) : backend_(other.backend_) {
-    if (other.size() == 0) return;
-    buf_ = backend_->template allocate<U>(other.size());
-    backend_->copy(other.data(), data(), other.size());
+  DeviceArray(B& backend, std::size_t n)
+      : backend_(&backend), owner_(std::make_shared<Buffer>(backend.template allocate<U>(n))), data_(owner_->data()),
+        size_(n) {}
+  // Elements [offset, offset + n) of `owner`.
+  DeviceArray(B& backend, std::shared_ptr<Buffer> owner, std::size_t offset, std::size_t n)
+      : backend_(&backend), owner_(std::move(owner)), data_(owner_->data() + offset), size_(n), offset_(offset) {
+    RLXF_REQUIRE(offset + n <= owner_->size(), "DeviceArray: a slice [", offset, ", ", offset + n,
+                 ") of a buffer of ", owner_->size());
+  }
+  DeviceArray(const DeviceArray& other) : backend_(other.backend_), size_(other.size_) {
+    if (size_ == 0) return;
+    owner_ = std::make_shared<Buffer>(backend_->template allocate<U>(size_));
+    data_ = owner_->data();
+    backend_->copy(other.data(), data_, size_);
   }
   DeviceArray& operator=(const DeviceArray& other) {
     if (this != &other) *this = DeviceArray(other);
     return *this;
   }
-  DeviceArray(DeviceArray&&) noexcept = default;
-  DeviceArray& operator=(DeviceArray&&) noexcept = default;
+  DeviceArray(DeviceArray&& other) noexcept { swap(other); }
+  DeviceArray& operator=(DeviceArray&& other) noexcept {
+    DeviceArray(std::move(other)).swap(*this);
+    return *this;
+  }
 
-  U* data() { return buf_.data(); }
-  const U* data() const { return buf_.data(); }
-  std::size_t size() const { return buf_.size(); }
-  bool empty() const { return size() == 0; }
+  U* data() { return data_; }
+  const U* data() const { return data_; }
+  std::size_t size() const { return size_; }
+  bool empty() const { return size_ == 0; }
   // The backend that holds it (null for a default-constructed, empty array).
   B* backend() const { return backend_; }
+  // The buffer it is a slice of, and where in it (an arena's layout).
+  const Buffer* storage() const { return owner_.get(); }
+  std::size_t offset() const { return offset_; }
 
  private:
+  void swap(DeviceArray& other) noexcept {
+    std::swap(backend_, other.backend_);
+    owner_.swap(other.owner_);
+    std::swap(data_, other.data_);
+    std::swap(size_, other.size_);
+    std::swap(offset_, other.offset_);
+  }
   B* backend_ = nullptr;
-  typename B::template Buffer<U> buf_;
+  std::shared_ptr<Buffer> owner_;
+  U* data_ = nullptr;
+  std::size_t size_ = 0, offset_ = 0;
 };
 
 // A row-major tensor of rank N of B's value type in a non-host backend's memory.

@@ -18,6 +18,7 @@
 #include <cmath>
 #include <cstddef>
 #include <functional>
+#include <memory>
 #include <span>
 #include <string>
 #include <string_view>
@@ -82,7 +83,11 @@ struct AdamWState {
 // AdamW over parameters P of one backend: host Parameter<T> (AdamW<T>), or a model's
 // DeviceParameter<B> on a GPU backend (nn/parameter.hpp), whose master values it updates in
 // the accumulation type and then rounds into the working values. The update is the
-// backend's adamw, one launch a parameter.
+// backend's adamw: on the host one call a parameter; on a device the optimizer packs its
+// parameters into one arena (decaying ones first, then the rest) with its moments beside them,
+// and a step is two adamw launches (one per weight-decay group) and one cast, whatever the
+// number of parameters. (Should another optimizer repack the same parameters, this one sees
+// it and updates them one by one.)
 template <class P>
 class BasicAdamW {
   using Traits = nn::parameter_traits<P>;
@@ -123,6 +128,7 @@ class BasicAdamW {
     std::sort(seen.begin(), seen.end());
     RLXF_REQUIRE(std::adjacent_find(seen.begin(), seen.end()) == seen.end(),
                  "a parameter appears twice in the list (it would be updated twice per step)");
+    if constexpr (!host) pack_arena();
   }
 
   // One update of every parameter from its current gradient, with the current lr.
@@ -132,6 +138,12 @@ class BasicAdamW {
     const double t = static_cast<double>(steps_);
     AdamWStep s{.lr = cfg_.lr, .beta1 = cfg_.beta1, .beta2 = cfg_.beta2, .eps = cfg_.eps, .weight_decay = 0,
                 .correction1 = 1 - std::pow(cfg_.beta1, t), .correction2 = 1 - std::pow(cfg_.beta2, t)};
+    if constexpr (!host) {
+      if (arena_intact()) {
+        step_arena(s);
+        return;
+      }
+    }
     for (std::size_t i = 0; i < params_.size(); ++i) {
       P& p = *params_[i].param;
       s.weight_decay = decay_[i] ? cfg_.weight_decay : 0.0;
@@ -191,14 +203,78 @@ class BasicAdamW {
     set_lr(s.lr);
     steps_ = s.steps;
     for (std::size_t i = 0; i < params_.size(); ++i) {
-      auto& b = nn::backend_of(*params_[i].param);
-      first_[i] = nn::to_backend(b, std::span<const A>(s.first_moment[i]));
-      second_[i] = nn::to_backend(b, std::span<const A>(s.second_moment[i]));
+      assign(first_[i], s.first_moment[i]);
+      assign(second_[i], s.second_moment[i]);
     }
   }
 
  private:
-  using Moments = nn::Array<typename Traits::backend, A>;
+  using Backend = typename Traits::backend;
+  using Moments = nn::Array<Backend, A>;
+  static constexpr bool host = nn::host_memory<Backend>;
+
+  // Moments keep their storage (an arena's slices on a device): values are copied in.
+  static void assign(Moments& m, const std::vector<A>& values) {
+    if constexpr (host)
+      std::copy(values.begin(), values.end(), m.begin());
+    else if (!values.empty())
+      m.backend()->copy_to_device(std::span<const A>(values), m.data());
+  }
+
+  // Device parameters: decaying ones first, then the others, packed with their moments.
+  void pack_arena() {
+    if (params_.empty()) return;
+    std::vector<P*> order;
+    std::vector<std::size_t> index;  // list position of each parameter in arena order
+    for (const bool decaying : {true, false})
+      for (std::size_t i = 0; i < params_.size(); ++i)
+        if (decay_[i] == decaying) {
+          order.push_back(params_[i].param);
+          index.push_back(i);
+        }
+    const nn::ArenaLayout layout = nn::pack(std::span<P* const>(order));
+    Backend& be = nn::backend_of(*order.front());
+    auto m = std::make_shared<typename Backend::template Buffer<A>>(be.template allocate<A>(layout.size));
+    auto v = std::make_shared<typename Backend::template Buffer<A>>(be.template allocate<A>(layout.size));
+    arena_offsets_.assign(params_.size(), 0);
+    decay_end_ = 0;
+    for (std::size_t k = 0; k < order.size(); ++k) {
+      const std::size_t i = index[k], at = layout.offsets[k], n = order[k]->size();
+      first_[i] = Moments(be, m, at, n);
+      second_[i] = Moments(be, v, at, n);
+      arena_offsets_[i] = at;
+      if (decay_[i]) decay_end_ = (at + n + nn::arena_align - 1) / nn::arena_align * nn::arena_align;
+    }
+    arena_size_ = layout.size;
+    arena_storage_ = order.front()->master.storage();
+  }
+  // Whether the parameters still lie where pack_arena put them.
+  bool arena_intact() const {
+    if (arena_storage_ == nullptr) return false;
+    for (std::size_t i = 0; i < params_.size(); ++i)
+      if (params_[i].param->master.storage() != arena_storage_ || params_[i].param->master.offset() != arena_offsets_[i])
+        return false;
+    return true;
+  }
+  // One step over the whole arena: adamw on each weight-decay group, then the working weights.
+  void step_arena(AdamWStep s) {
+    P& any = *params_.front().param;
+    Backend& be = nn::backend_of(any);
+    const std::size_t at = arena_offsets_.front();
+    A* master = nn::master_data(any) - at;
+    const A* grad = any.grad.data() - at;
+    A* m = first_.front().data() - at;
+    A* v = second_.front().data() - at;
+    if (decay_end_ > 0) {
+      s.weight_decay = cfg_.weight_decay;
+      be.adamw(master, grad, m, v, decay_end_, s);
+    }
+    if (arena_size_ > decay_end_) {
+      s.weight_decay = 0.0;
+      be.adamw(master + decay_end_, grad + decay_end_, m + decay_end_, v + decay_end_, arena_size_ - decay_end_, s);
+    }
+    be.template cast<A, typename Backend::value_type>(master, any.value.data() - at, arena_size_);
+  }
 
   static auto host_view(const Moments& m) {
     if constexpr (nn::host_memory<typename Traits::backend>)
@@ -218,6 +294,10 @@ class BasicAdamW {
   std::vector<bool> decay_;
   std::vector<Moments> first_, second_;
   std::size_t steps_ = 0;
+  // The device arena (pack_arena): where each parameter starts, where the decaying group ends.
+  std::vector<std::size_t> arena_offsets_;
+  std::size_t decay_end_ = 0, arena_size_ = 0;
+  const void* arena_storage_ = nullptr;
 };
 
 // AdamW over host parameters of type T (ParameterList<T>).

@@ -6,8 +6,9 @@
 // The norm is reduced in double and is deterministic: each parameter's sum of squares is the
 // backend's sum_of_squares (on the CPU: blocks of a fixed size, each summed in element order,
 // then the block sums in order; on a GPU a fixed reduction tree), and the parameters' sums
-// are added in list order. Nothing depends on the thread count, so the result is the same bit
-// for bit for any.
+// are added in list order; the gradients of a device optimizer's arena (nn/parameter.hpp) are
+// one sum_of_squares and one scale. Nothing depends on the thread count, so the result is the
+// same bit for bit for any.
 #include <algorithm>
 #include <cmath>
 #include <cstddef>
@@ -23,6 +24,9 @@ namespace rlxf::optim {
 // squares overflows double). P: host Parameter<T> or a device parameter (nn/parameter.hpp).
 template <class P>
 double grad_norm(const std::vector<BasicParameterRef<P>>& params) {
+  if constexpr (!nn::host_memory<typename nn::parameter_traits<P>::backend>)
+    if (const auto arena = nn::arena_gradients(params))  // one pass over an optimizer's arena
+      return std::sqrt(nn::backend_of(*params.front().param).sum_of_squares(arena->data(), arena->size()));
   double total = 0;
   for (const auto& ref : params) {
     RLXF_REQUIRE(ref.param != nullptr, "parameter '", ref.name, "' is null");
@@ -51,6 +55,11 @@ double clip_grad_norm(const std::vector<BasicParameterRef<P>>& params, double ma
   }
   if (norm > max_norm) {
     const double scale = max_norm / (norm + 1e-6);
+    if constexpr (!nn::host_memory<typename nn::parameter_traits<P>::backend>)
+      if (const auto arena = nn::arena_gradients(params)) {
+        nn::backend_of(*params.front().param).scale(arena->data(), arena->size(), scale);
+        return norm;
+      }
     for (const auto& ref : params)
       if (ref.param->grad.size() != 0) nn::backend_of(*ref.param).scale(ref.param->grad.data(), ref.param->grad.size(), scale);
   }
