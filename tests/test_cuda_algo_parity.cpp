@@ -18,6 +18,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <fstream>
 #include <cmath>
 #include <cstddef>
 #include <map>
@@ -37,7 +38,9 @@
 #include "rlxf/nn/parameter.hpp"
 #include "rlxf/reward/classifier_training.hpp"
 #include "rlxf/tokenize/bpe.hpp"
+#include "rlxf/train/trainer.hpp"
 #include "backend_parity.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 
@@ -207,4 +210,40 @@ TEST_CASE("backend parity: reward-classifier training on the emulated CUDA backe
   compare_validations(got.report, ref.report);
   INFO("fitted temperature: emulated CUDA ", got.temperature, ", CPU ", ref.temperature);
   CHECK(std::abs(got.temperature - ref.temperature) <= std::max(std::abs(ref.temperature), 1.0) / 32);
+}
+
+TEST_CASE("backend parity: a PPO run checkpointed on the emulated CUDA backend resumes on cpu::Backend<float>") {
+  EmuBackend backend;
+  Pair p = policies(backend);
+  const algo::PpoConfig cfg{.steps = 10, .generation = {.max_new_tokens = 6, .temperature = 0.7}, .ppo_epochs = 1,
+                            .minibatch_size = 8, .lr = 1e-3};
+  rlxf::test::TempDir dir("cross_backend_resume");
+  const rlxf::train::TrainerConfig tc{.steps = 1, .prompts_per_step = 8, .run_dir = dir.path, .progress = false};
+  // Step 1 on the emulated backend, sampling included: checkpoint at step 1.
+  algo::BasicPpo<EmuPolicy> ppo_emu(p.emu, cfg);
+  rlxf::train::Trainer<algo::BasicPpo<EmuPolicy>, model::BasicTextPolicy<EmuPolicy>, LetterAReward> first(
+      ppo_emu, p.emu, LetterAReward{}, tc);
+  CHECK(first.run(prompts) == 0);
+  // On the CPU, from that checkpoint: first only the resume (the run is complete at step 1), so
+  // the CPU policy holds exactly the master weights the emulated run saved; then step 2.
+  algo::BasicPpo<CpuPolicy> ppo_cpu(p.cpu, cfg);
+  using CpuTrainer = rlxf::train::Trainer<algo::BasicPpo<CpuPolicy>, model::BasicTextPolicy<CpuPolicy>, LetterAReward>;
+  CpuTrainer resumed(ppo_cpu, p.cpu, LetterAReward{}, tc);
+  CHECK(resumed.run(prompts) == 1);
+  CHECK(ppo_cpu.steps_done() == 1);
+  const auto cp = p.cpu.policy().parameters(true);
+  const auto ep = p.emu.policy().parameters(true);
+  for (std::size_t i = 0; i < cp.size(); ++i) {
+    INFO(cp[i].name);
+    CHECK(nn::values_of(*cp[i].param) == nn::values_of(*ep[i].param));
+  }
+  rlxf::train::TrainerConfig tc2 = tc;
+  tc2.steps = 2;
+  CpuTrainer second(ppo_cpu, p.cpu, LetterAReward{}, tc2);
+  CHECK(second.run(prompts) == 1);
+  CHECK(ppo_cpu.steps_done() == 2);
+  std::ifstream metrics(dir.path / "metrics.jsonl");
+  std::size_t lines = 0;
+  for (std::string line; std::getline(metrics, line);) lines += !line.empty();
+  CHECK(lines == 2);
 }
