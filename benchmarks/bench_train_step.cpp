@@ -17,6 +17,7 @@
 #include <string>
 #include <vector>
 
+#include "train_step_workload.hpp"
 #include "rlxf/algo/ppo.hpp"
 #include "rlxf/algo/sft.hpp"
 #include "rlxf/model/policy.hpp"
@@ -54,23 +55,9 @@ void sft_step_gpt2_small(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(B * T * state.iterations()), benchmark::Counter::kIsRate);
 }
 
-struct LetterReward {
-  std::vector<double> score(std::span<const std::string> prompts, std::span<const std::string> answers) const {
-    std::vector<double> out;
-    for (std::size_t i = 0; i < prompts.size(); ++i) {
-      const std::string& a = answers[i];
-      out.push_back(a.empty() ? 0.0 : static_cast<double>(std::count(a.begin(), a.end(), 'e')) / static_cast<double>(a.size()));
-    }
-    return out;
-  }
-};
-
 void ppo_step_main_job(benchmark::State& state) {
   constexpr std::size_t prompts_per_step = 32, new_tokens = 32;
-  std::vector<std::string> corpus;
-  for (int i = 0; i < 64; ++i)
-    corpus.push_back("Given the economic indicators of country " + std::to_string(i) +
-                     ", propose a condition: submit the budget to parliament and publish the audit");
+  const std::vector<std::string> corpus = bench::ppo_corpus();
   tokenize::Bpe bpe = tokenize::Bpe::train(corpus, {.vocab_size = 300});
   Rng init(1);
   const model::DecoderConfig cfg{.vocab_size = bpe.vocab_size(), .max_positions = 256, .d_model = 96,
@@ -79,7 +66,7 @@ void ppo_step_main_job(benchmark::State& state) {
   algo::Ppo ppo(policy, {.steps = 1000000, .generation = {.max_new_tokens = new_tokens, .temperature = 0.7},
                          .ppo_epochs = 4, .minibatch_size = 16, .lr = 1e-4});
   const std::vector<std::string> prompts(corpus.begin(), corpus.begin() + prompts_per_step);
-  const LetterReward rm;
+  const bench::LetterReward rm;
   std::uint64_t step = 0;
   for (auto _ : state) {
     Rng rng(7, step++);

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "gpu_benchmark.hpp"
+#include "../train_step_workload.hpp"
 #include "rlxf/algo/ppo.hpp"
 #include "rlxf/algo/sft.hpp"
 #include "rlxf/cuda/gpu.hpp"
@@ -58,23 +59,9 @@ void sft_step_gpt2_small(benchmark::State& state) {
       benchmark::Counter(static_cast<double>(B * T * state.iterations()), benchmark::Counter::kIsRate);
 }
 
-struct LetterReward {
-  std::vector<double> score(std::span<const std::string> prompts, std::span<const std::string> answers) const {
-    std::vector<double> out;
-    for (std::size_t i = 0; i < prompts.size(); ++i) {
-      const std::string& a = answers[i];
-      out.push_back(a.empty() ? 0.0 : static_cast<double>(std::count(a.begin(), a.end(), 'e')) / static_cast<double>(a.size()));
-    }
-    return out;
-  }
-};
-
 void ppo_step_gpt2_small(benchmark::State& state) {
   constexpr std::size_t prompts_per_step = 16, new_tokens = 32;
-  std::vector<std::string> corpus;
-  for (int i = 0; i < 64; ++i)
-    corpus.push_back("Given the economic indicators of country " + std::to_string(i) +
-                     ", propose a condition: submit the budget to parliament and publish the audit");
+  const std::vector<std::string> corpus = bench::ppo_corpus();
   tokenize::Bpe bpe = tokenize::Bpe::train(corpus, {.vocab_size = 300});
   Rng init(1);
   model::BasicTextPolicy<GpuPolicy> policy(
@@ -82,7 +69,7 @@ void ppo_step_gpt2_small(benchmark::State& state) {
   algo::BasicPpo<GpuPolicy> ppo(policy, {.steps = 1000000, .generation = {.max_new_tokens = new_tokens, .temperature = 0.7},
                                          .ppo_epochs = 1, .minibatch_size = 16, .lr = 1e-5});
   const std::vector<std::string> prompts(corpus.begin(), corpus.begin() + prompts_per_step);
-  const LetterReward rm;
+  const bench::LetterReward rm;
   std::uint64_t seed = 0;
   const auto step = [&] {
     Rng rng(7, seed++);
