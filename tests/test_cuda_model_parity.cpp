@@ -155,8 +155,8 @@ struct LmBatch {
   nn::Tokens targets;
   std::size_t count = 0;  // targets that are not ignored
 };
-LmBatch lm_batch(std::size_t vocab, std::uint64_t seed) {
-  const std::size_t b = 2, t = 12;
+LmBatch lm_batch(std::size_t vocab, std::uint64_t seed, std::size_t t = 12) {
+  const std::size_t b = 2;
   LmBatch x{rlxf::zeros<std::int32_t, 2>({b, t}), rlxf::zeros<std::uint8_t, 2>({b, t}), {}, 0};
   Rng rng(seed);
   for (std::size_t i = 0; i < b; ++i)
@@ -329,7 +329,7 @@ TEST_CASE("checkpoints: the same file whichever backend wrote it, and each backe
   }
 }
 
-TEST_CASE("parameter arena: a device optimizer packs its parameters and steps them in one pass, as one by one") {
+TEST_CASE("parameter arena: a device optimizer packs its parameters and steps them in one launch, as one by one") {
   const model::DecoderConfig cfg = tiny_decoder(model::DecoderFamily::gpt2);
   EmuBackend emu_backend;
   Rng rng_a(31), rng_b(31);
@@ -358,7 +358,11 @@ TEST_CASE("parameter arena: a device optimizer packs its parameters and steps th
   const double first = optim::grad_norm(decltype(pa)(pa.begin(), pa.begin() + 1));
   CHECK(std::abs(norm * norm - (optim::grad_norm(rest) * optim::grad_norm(rest) + first * first)) <= 1e-12 * norm * norm);
   for (int step = 0; step < 2; ++step) {
+    // The packed step is two launches whatever the parameter count: one adamw over the arena
+    // (both weight-decay groups) and one cast to the working weights.
+    const auto before = emu_backend.device().launches();
     packed.step();
+    CHECK(emu_backend.device().launches() - before == 2);
     one_by_one.step();
   }
   for (std::size_t i = 0; i < pa.size(); ++i) {
@@ -372,4 +376,50 @@ TEST_CASE("parameter arena: a device optimizer packs its parameters and steps th
   optim::BasicAdamW<nn::DeviceParameter<EmuBackend>> resumed(a.parameters(), adam, optim::decay_except_bias_and_norm);
   resumed.restore(state);
   for (std::size_t i = 0; i < pa.size(); ++i) CHECK(resumed.first_moment(i) == packed.first_moment(i));
+}
+
+TEST_CASE("planned steps: a training step of a shape seen before allocates nothing on the device, and computes the same bits") {
+  const model::DecoderConfig cfg = tiny_decoder(model::DecoderFamily::llama);
+  EmuBackend planned_backend, plain_backend;
+  Rng rng_a(41), rng_b(41);
+  model::BasicDecoder<EmuBackend> a(cfg, rng_a, nn::BackendRef<EmuBackend>(planned_backend));
+  model::BasicDecoder<EmuBackend> b(cfg, rng_b, nn::BackendRef<EmuBackend>(plain_backend));
+  const optim::AdamWConfig adam{.lr = 1e-3, .weight_decay = 0.01};
+  const auto pa = a.parameters();
+  const auto pb = b.parameters();
+  optim::BasicAdamW<nn::DeviceParameter<EmuBackend>> opt_a(pa, adam), opt_b(pb, adam);
+  const LmBatch x = lm_batch(cfg.vocab_size, 12), y = lm_batch(cfg.vocab_size, 13, 8);
+  // Steps of shapes x, x, y, x: the first x and the y are recorded, the others replay.
+  const std::vector<const LmBatch*> steps{&x, &x, &y, &x};
+  std::vector<std::uint64_t> allocated;
+  for (const LmBatch* batch : steps) {
+    const auto before = planned_backend.device().allocations();
+    {
+      const auto planned = nn::planned_step(pa, nn::step_key(batch->ids.shape()[0], batch->ids.shape()[1]));
+      opt_a.zero_grad();
+      lm_step(a, *batch);
+      optim::clip_grad_norm(pa, 0.5);
+      opt_a.step();
+    }
+    allocated.push_back(planned_backend.device().allocations() - before);
+    opt_b.zero_grad();
+    lm_step(b, *batch);
+    optim::clip_grad_norm(pb, 0.5);
+    opt_b.step();
+    for (std::size_t i = 0; i < pa.size(); ++i) {
+      INFO(pa[i].name);
+      REQUIRE(nn::values_of(*pa[i].param) == nn::values_of(*pb[i].param));  // the same bits
+    }
+  }
+  INFO("device allocations per step: ", allocated[0], ", ", allocated[1], ", ", allocated[2], ", ", allocated[3]);
+  CHECK(allocated[0] > 20);  // recorded (and the arena made)
+  CHECK(allocated[1] == 0);
+  CHECK(allocated[2] > 20);  // another shape: recorded
+  CHECK(allocated[3] == 0);  // the first shape's plan is still there
+  const rlxf::MemoryPlanner& planner = planned_backend.memory_planner();
+  CHECK(planner.stats().recorded == 2);
+  CHECK(planner.stats().replayed == 2);
+  CHECK(planner.stats().diverged == 0);
+  // The arena holds the larger plan, which is smaller than all that step allocated.
+  CHECK(planned_backend.planned_arena_bytes() > 0);
 }

@@ -435,6 +435,20 @@ TEST_CASE("TrainingBackend: cpu::Backend<float>'s AdamW is optim::AdamW's, bit f
     b.adamw(p.data(), grads.data(), m.data(), v.data(), n, step);
   }
   for (std::size_t i = 0; i < n; ++i) REQUIRE(p[i] == param.value.data()[i]);
+  // decayed = k: the first k elements take the weight decay, the rest none, as two calls do.
+  const std::size_t k = 123;
+  std::vector<float> p1 = init, m1(n, 0.0f), v1(n, 0.0f), p2 = init, m2(n, 0.0f), v2(n, 0.0f);
+  rlxf::AdamWStep step{.lr = cfg.lr, .weight_decay = 0.5, .correction1 = 0.1, .correction2 = 0.01, .decayed = k};
+  b.adamw(p1.data(), grads.data(), m1.data(), v1.data(), n, step);
+  step.decayed = SIZE_MAX;
+  b.adamw(p2.data(), grads.data(), m2.data(), v2.data(), k, step);
+  step.weight_decay = 0;
+  b.adamw(p2.data() + k, grads.data() + k, m2.data() + k, v2.data() + k, n - k, step);
+  CHECK(p1 == p2);
+  std::vector<float> p3 = init, m3(n, 0.0f), v3(n, 0.0f);  // no decay anywhere
+  b.adamw(p3.data(), grads.data(), m3.data(), v3.data(), n, step);
+  CHECK(p1[0] != p3[0]);  // the decay shows in the first k
+  CHECK(p1[k] == p3[k]);  // and not after them
 }
 
 TEST_CASE("TrainingBackend: bad arguments throw rlxf::Error before anything runs") {

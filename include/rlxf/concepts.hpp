@@ -236,7 +236,7 @@ concept Backend =
 //   Cross-entropy is -logp at temperature 1. Nothing of a vocabulary-wide row leaves the
 //   backend.
 // - adamw(param, grad, m, v, n, step): the AdamW update (optim/adamw.hpp) of n A values with
-//   the scalars of AdamWStep.
+//   the scalars of AdamWStep (weight decay on the first step.decayed elements only).
 template <class B>
 concept TrainingBackend =
     Backend<B> &&

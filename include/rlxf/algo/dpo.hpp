@@ -302,6 +302,7 @@ class BasicDpo {
         std::vector<float> rc(b), rr(b);
         for (std::size_t j = 0; j < b; ++j) rc[j] = ref_c[idx[j]], rr[j] = ref_r[idx[j]];
         const model::SequenceBatch mb = batch_of(idx);
+        const auto planned = nn::planned_step(params_, nn::step_key(mb.rows(), mb.tokens.shape()[1]));
         optimizer_.zero_grad();
         const DpoStats st = with_context("Dpo step " + std::to_string(steps_), [&] {
           return dpo_batch_loss(*policy_, mb, rc, rr, cfg_.loss, true);

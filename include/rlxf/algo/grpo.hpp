@@ -165,6 +165,7 @@ class BasicGrpo {
       for (std::size_t lo = 0; lo < B; lo += mini) {
         const std::span<const std::size_t> minibatch(order.data() + lo, std::min(B, lo + mini) - lo);
         const std::size_t b_mini = minibatch.size();
+        const auto planned = nn::planned_step(params_, nn::step_key(b_mini, batch.tokens.shape()[1]));
         std::size_t n_mini = 0;
         for (std::size_t r : minibatch)
           for (std::size_t i = 0; i < N; ++i) n_mini += mask(r, i);

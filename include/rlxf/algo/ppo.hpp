@@ -141,6 +141,7 @@ class BasicPpo {
       for (std::size_t lo = 0; lo < B; lo += cfg_.minibatch_size) {
         const std::span<const std::size_t> rows(order.data() + lo, std::min(B, lo + cfg_.minibatch_size) - lo);
         const std::size_t b = rows.size();
+        const auto planned = nn::planned_step(params_, nn::step_key(b, batch.tokens.shape()[1]));
         const model::SequenceBatch mb = batch.select(rows);
         const auto pick = [&](const Tensor<float, 2>& x) {
           Tensor<float, 2> out = zeros<float, 2>({b, N});

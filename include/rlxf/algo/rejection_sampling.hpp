@@ -139,6 +139,7 @@ class BasicRejectionSampling {
       for (std::size_t lo = 0; lo < K; lo += cfg_.minibatch_size) {
         const std::span<const std::size_t> rows(order.data() + lo, std::min(K, lo + cfg_.minibatch_size) - lo);
         const model::SequenceBatch mb = kept.select(rows);
+        const auto planned = nn::planned_step(params_, nn::step_key(mb.rows(), mb.tokens.shape()[1]));
         optimizer_.zero_grad();
         const double loss = sft_loss(*policy_, mb, true);
         const double norm = optim::grad_norm(params_);

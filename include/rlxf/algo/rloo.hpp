@@ -157,6 +157,7 @@ class BasicRloo {
       for (std::size_t lo = 0; lo < B; lo += mini) {
         const std::span<const std::size_t> minibatch(order.data() + lo, std::min(B, lo + mini) - lo);
         const std::size_t b_mini = minibatch.size();
+        const auto planned = nn::planned_step(params_, nn::step_key(b_mini, batch.tokens.shape()[1]));
         optimizer_.zero_grad();
         double loss = 0, clip = 0, approx = 0, ratio = 0;
         for (std::size_t mlo = 0; mlo < b_mini; mlo += cfg_.microbatch_size) {

@@ -29,10 +29,12 @@ inline constexpr std::int32_t ignore_target = -100;
 
 // The scalars of one AdamW update (optim/adamw.hpp's formula) at step t, in double as
 // optim::AdamW computes them: correction1 = 1 - beta1^t, correction2 = 1 - beta2^t, and the
-// weight decay of this range of parameters (0 for those its DecayRule excludes).
+// weight decay, which the first `decayed` elements of the range take and the rest do not (an
+// arena packs the parameters its DecayRule decays first, so one update covers both groups).
 struct AdamWStep {
   double lr = 0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8, weight_decay = 0;
   double correction1 = 1, correction2 = 1;
+  std::size_t decayed = SIZE_MAX;
 };
 
 // An attention problem, in elements. Layouts, row-major and contiguous:

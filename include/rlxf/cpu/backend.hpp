@@ -267,7 +267,8 @@ class Backend {
       const double m_hat = static_cast<double>(m[j]) / s.correction1;
       const double v_hat = static_cast<double>(v[j]) / s.correction2;
       const double p = static_cast<double>(param[j]);
-      param[j] = static_cast<T>(p - s.lr * (m_hat / (std::sqrt(v_hat) + s.eps) + s.weight_decay * p));
+      const double decay = j < s.decayed ? s.weight_decay : 0.0;
+      param[j] = static_cast<T>(p - s.lr * (m_hat / (std::sqrt(v_hat) + s.eps) + decay * p));
     }, parallel_grain);
   }
 

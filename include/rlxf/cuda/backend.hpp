@@ -20,6 +20,10 @@
 // (elementwise/add.hpp). The attention gradients are thus rounded to bf16 twice (the
 // kernel's result, then the sum), at most one more half-ulp.
 //
+// Memory planning: between begin_planned_step(key) and end_planned_step() (nn::PlannedStep),
+// allocate_shared hands out slices of one arena as core/memory_plan.hpp's planner lays them
+// out, so a training step of a shape seen before allocates nothing from the device.
+//
 // A Device provides (see gpu.hpp, emulate/device.hpp):
 //   template <class T> using Buffer;          RAII array in device memory: data(), size()
 //   template <class T> Buffer<T> allocate(n)  n uninitialised elements
@@ -33,6 +37,7 @@
 #include <type_traits>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <string_view>
 #include <utility>
@@ -42,6 +47,7 @@
 #include "rlxf/core/backend.hpp"
 #include "rlxf/core/dtype.hpp"
 #include "rlxf/core/error.hpp"
+#include "rlxf/core/memory_plan.hpp"
 #include "rlxf/cuda/attention/attention.hpp"
 #include "rlxf/cuda/elementwise/activations.hpp"
 #include "rlxf/cuda/elementwise/add.hpp"
@@ -105,6 +111,39 @@ class Backend {
     if (n != 0) device_.zero(buf.data(), n * sizeof(T));
     return buf;
   }
+
+  // n zero elements that stay allocated while the returned owner (or a copy of it) lives: a
+  // buffer of their own, or, in a planned step, a slice of the step's arena.
+  template <class T>
+  std::pair<std::shared_ptr<void>, T*> allocate_shared(std::size_t n) {
+    if (n == 0) return {nullptr, nullptr};
+    const std::size_t bytes = n * sizeof(T);
+    const MemoryPlanner::Grant g = planned_.planner->allocate(bytes);
+    if (g.offset != MemoryPlanner::unplanned && planned_.arena && g.offset + bytes <= planned_.arena->size()) {
+      T* p = reinterpret_cast<T*>(planned_.arena->data() + g.offset);
+      device_.zero(p, bytes);
+      return {std::make_shared<ArenaLease>(planned_.planner, g.id, planned_.arena), p};
+    }
+    auto lease = std::make_shared<OwnLease<T>>(planned_.planner, g.id, allocate<T>(n));
+    return {lease, lease->buffer.data()};
+  }
+  // A training step whose allocations are planned (see above); `key` names its shape.
+  void begin_planned_step(std::uint64_t key) { planned_.planner->begin(key); }
+  // `completed` false: an exception ended the step, which leaves no plan. Grows the arena to
+  // the largest plan (the old one stays alive while slices of it do).
+  void end_planned_step(bool completed) noexcept {
+    planned_.planner->end(completed);
+    const std::size_t need = planned_.planner->arena_bytes();
+    if (need == 0 || (planned_.arena && planned_.arena->size() >= need)) return;
+    try {
+      planned_.arena = std::make_shared<Buffer<std::byte>>(device_.template allocate<std::byte>(need));
+      planned_.planner->new_arena();
+    } catch (...) {  // out of memory: the steps go on with allocations of their own
+    }
+  }
+  const MemoryPlanner& memory_planner() const { return *planned_.planner; }
+  // Bytes of the planned steps' arena (0 before the first plan).
+  std::size_t planned_arena_bytes() const { return planned_.arena ? planned_.arena->size() : 0; }
 
   void upload(std::span<const float> host, Buffer<bf16>& buf) {
     RLXF_REQUIRE(host.size() == buf.size(), "cuda::Backend::upload: ", host.size(), " host values for a buffer of ",
@@ -286,7 +325,7 @@ class Backend {
   }
 
   void layernorm_forward(const bf16* x, const bf16* gamma, const bf16* beta, bf16* y, float* mean, float* rstd,
-                         std::size_t N, std::size_t C, float eps) {
+                         std::size_t N, std::size_t C, double eps) {
     LayerNormForwardParams<bf16> p;
     p.x = x;
     p.gamma = gamma;
@@ -296,7 +335,7 @@ class Backend {
     p.rstd = rstd;
     p.N = to_int(N, "N");
     p.C = to_int(C, "C");
-    p.eps = eps;
+    p.eps = static_cast<float>(eps);
     cuda::layernorm_forward(p, device_.launcher());
   }
 
@@ -323,7 +362,7 @@ class Backend {
     cuda::layernorm_backward(p, device_.launcher());
   }
   void rmsnorm_forward(const bf16* x, const bf16* gamma, bf16* y, float* rstd, std::size_t N, std::size_t C,
-                       float eps) {
+                       double eps) {
     RmsNormForwardParams<bf16> p;
     p.x = x;
     p.gamma = gamma;
@@ -331,7 +370,7 @@ class Backend {
     p.rstd = rstd;
     p.N = to_int(N, "N");
     p.C = to_int(C, "C");
-    p.eps = eps;
+    p.eps = static_cast<float>(eps);
     cuda::rmsnorm_forward(p, device_.launcher());
   }
   void rmsnorm_backward(const bf16* dy, const bf16* x, const bf16* gamma, const float* rstd, bf16* dx, float* dgamma,
@@ -397,7 +436,9 @@ class Backend {
   void rope(bf16* x, const std::int32_t* positions, std::size_t tokens, std::size_t heads, std::size_t head_dim,
             double theta, std::size_t max_positions, bool inverse) {
     const int D = to_int(head_dim, "head_dim"), P = to_int(max_positions, "max_positions");
-    if (!rope_cos_.size() || rope_key_.D != D || rope_key_.theta != theta || rope_key_.max_positions != P) {
+    // A table covers every request with its D and theta and at most its positions (row p is
+    // position p's, whatever the table's length): it is rebuilt only to grow.
+    if (!rope_cos_.size() || rope_key_.D != D || rope_key_.theta != theta || rope_key_.max_positions < P) {
       const RopeTables tables = rope_tables(D, P, theta);
       rope_cos_ = allocate<float>(tables.cos.size());
       rope_sin_ = allocate<float>(tables.sin.size());
@@ -466,6 +507,7 @@ class Backend {
     p.beta2 = static_cast<float>(s.beta2);
     p.eps = static_cast<float>(s.eps);
     p.weight_decay = static_cast<float>(s.weight_decay);
+    p.decayed = s.decayed >= n ? p.n : to_long(s.decayed);
     p.one_minus_beta1 = static_cast<float>(1 - s.beta1);
     p.one_minus_beta2 = static_cast<float>(1 - s.beta2);
     p.correction1 = static_cast<float>(s.correction1);
@@ -538,6 +580,38 @@ class Backend {
     return attention::make_dims(shape, options);
   }
 
+  // What keeps planned memory alive and tells the planner when it is no longer used.
+  struct ArenaLease {
+    std::shared_ptr<MemoryPlanner> planner;
+    std::uint64_t id;
+    std::shared_ptr<Buffer<std::byte>> arena;
+    ArenaLease(std::shared_ptr<MemoryPlanner> p, std::uint64_t i, std::shared_ptr<Buffer<std::byte>> a)
+        : planner(std::move(p)), id(i), arena(std::move(a)) {}
+    ~ArenaLease() { planner->release(id); }
+  };
+  template <class T>
+  struct OwnLease {
+    std::shared_ptr<MemoryPlanner> planner;
+    std::uint64_t id;
+    Buffer<T> buffer;
+    OwnLease(std::shared_ptr<MemoryPlanner> p, std::uint64_t i, Buffer<T> b)
+        : planner(std::move(p)), id(i), buffer(std::move(b)) {}
+    ~OwnLease() { planner->release(id); }
+  };
+  // The planner and its arena; a copy of a backend plans on its own.
+  struct Planned {
+    std::shared_ptr<MemoryPlanner> planner = std::make_shared<MemoryPlanner>();
+    std::shared_ptr<Buffer<std::byte>> arena;
+    Planned() = default;
+    Planned(const Planned&) : Planned() {}
+    Planned& operator=(const Planned&) {
+      *this = Planned();
+      return *this;
+    }
+    Planned(Planned&&) noexcept = default;
+    Planned& operator=(Planned&&) noexcept = default;
+  };
+
   struct RopeKey {
     int D = 0;
     double theta = 0;
@@ -549,6 +623,7 @@ class Backend {
   Buffer<float> rope_cos_{}, rope_sin_{};
   RopeKey rope_key_{};
   bool deterministic_ = false;
+  Planned planned_;
 };
 
 }  // namespace rlxf::cuda

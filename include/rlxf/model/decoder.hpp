@@ -250,8 +250,8 @@ class BasicDecoder {
     require_in("DecoderConfig.max_positions", c.max_positions, Range::closed(1, size_cap));
     require_in("DecoderConfig.d_model", c.d_model, Range::closed(1, size_cap));
     require_in("DecoderConfig.n_layers", c.n_layers, Range::closed(1, 4096));
-    require_in("DecoderConfig.n_heads", c.n_heads, Range::closed(1, c.d_model));
-    require_in("DecoderConfig.n_kv_heads", c.n_kv_heads, Range::closed(0, c.n_heads));
+    require_in("DecoderConfig.n_heads", c.n_heads, Range::closed(1, static_cast<double>(c.d_model)));
+    require_in("DecoderConfig.n_kv_heads", c.n_kv_heads, Range::closed(0, static_cast<double>(c.n_heads)));
     require_in("DecoderConfig.d_hidden", c.d_hidden, Range::closed(1, size_cap));
     require_in("DecoderConfig.norm_eps", c.norm_eps, Range::above(0, 1));
     require_in("DecoderConfig.rope_theta", c.rope_theta, Range::above(0, 1e12));

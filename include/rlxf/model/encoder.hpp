@@ -174,7 +174,7 @@ class BasicEncoder {
     require_in("EncoderConfig.type_vocab_size", c.type_vocab_size, Range::closed(1, 1 << 16));
     require_in("EncoderConfig.d_model", c.d_model, Range::closed(1, size_cap));
     require_in("EncoderConfig.n_layers", c.n_layers, Range::closed(1, 4096));
-    require_in("EncoderConfig.n_heads", c.n_heads, Range::closed(1, c.d_model));
+    require_in("EncoderConfig.n_heads", c.n_heads, Range::closed(1, static_cast<double>(c.d_model)));
     require_in("EncoderConfig.d_hidden", c.d_hidden, Range::closed(1, size_cap));
     require_in("EncoderConfig.norm_eps", c.norm_eps, Range::above(0, 1));
     require_in("EncoderConfig.init_std", c.init_std, Range::closed(0, 1e3));

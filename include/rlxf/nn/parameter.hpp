@@ -10,6 +10,7 @@
 // lists of either are Params<B>.
 #include <algorithm>
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <span>
@@ -84,6 +85,15 @@ B& backend_of(const DeviceParameter<B>& p) {
   return *p.master.backend();
 }
 
+// A planned training step (nn::PlannedStep) on the backend of `params` (which must not be
+// empty); a no-op for host parameters.
+template <class P>
+auto planned_step(const std::vector<BasicParameterRef<P>>& params, std::uint64_t key) {
+  RLXF_REQUIRE(!params.empty(), "planned_step: no parameters");
+  using B = std::remove_reference_t<decltype(backend_of(*params.front().param))>;
+  return PlannedStep<B>(backend_of(*params.front().param), key);
+}
+
 // ---- parameter arenas (device parameters) ----
 // Parameters moved into one buffer each of working values, master values and gradients, each
 // parameter's slice starting at a multiple of arena_align elements (so vectorised kernels see
@@ -145,7 +155,7 @@ std::optional<std::span<typename B::accum_type>> arena_gradients(
     if (offset != end) return std::nullopt;
     end = (offset + size + arena_align - 1) / arena_align * arena_align;
   }
-  if (end != storage->size()) return std::nullopt;
+  if (end != params[0].param->grad.storage_size()) return std::nullopt;
   auto* base = params[0].param->grad.data() - params[0].param->grad.offset();
   return std::span<typename B::accum_type>(base, end);
 }

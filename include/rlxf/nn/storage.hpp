@@ -11,8 +11,11 @@
 // activations, zeros_array / to_backend make arrays, and shape(), size(), data() read them.
 #include <array>
 #include <cstddef>
+#include <cstdint>
+#include <exception>
 #include <memory>
 #include <span>
+#include <tuple>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -29,9 +32,10 @@ namespace rlxf::nn {
 template <class B>
 inline constexpr bool host_memory = requires { requires B::host_memory; };
 
-// n elements of U in a non-host backend's memory, with value semantics: its own buffer, or a
-// slice of a shared one (a parameter arena, nn/parameter.hpp), which it keeps alive. A copy is
-// always a new buffer of its own.
+// n elements of U in a non-host backend's memory, with value semantics: memory of its own
+// (from the backend's allocate_shared: a planned step's arena slice or a buffer), or a slice
+// of a shared buffer (a parameter arena, nn/parameter.hpp), which it keeps alive. A copy is
+// always new memory of its own.
 template <class B, class U>
 class DeviceArray {
  public:
@@ -40,19 +44,19 @@ class DeviceArray {
 
   DeviceArray() = default;
   // n zero elements.
-  DeviceArray(B& backend, std::size_t n)
-      : backend_(&backend), owner_(std::make_shared<Buffer>(backend.template allocate<U>(n))), data_(owner_->data()),
-        size_(n) {}
+  DeviceArray(B& backend, std::size_t n) : backend_(&backend), size_(n), storage_size_(n) {
+    std::tie(owner_, data_) = backend.template allocate_shared<U>(n);
+  }
   // Elements [offset, offset + n) of `owner`.
   DeviceArray(B& backend, std::shared_ptr<Buffer> owner, std::size_t offset, std::size_t n)
-      : backend_(&backend), owner_(std::move(owner)), data_(owner_->data() + offset), size_(n), offset_(offset) {
-    RLXF_REQUIRE(offset + n <= owner_->size(), "DeviceArray: a slice [", offset, ", ", offset + n,
-                 ") of a buffer of ", owner_->size());
+      : backend_(&backend), data_(owner->data() + offset), size_(n), offset_(offset), storage_size_(owner->size()) {
+    RLXF_REQUIRE(offset + n <= owner->size(), "DeviceArray: a slice [", offset, ", ", offset + n,
+                 ") of a buffer of ", owner->size());
+    owner_ = std::move(owner);
   }
-  DeviceArray(const DeviceArray& other) : backend_(other.backend_), size_(other.size_) {
+  DeviceArray(const DeviceArray& other) : backend_(other.backend_), size_(other.size_), storage_size_(other.size_) {
     if (size_ == 0) return;
-    owner_ = std::make_shared<Buffer>(backend_->template allocate<U>(size_));
-    data_ = owner_->data();
+    std::tie(owner_, data_) = backend_->template allocate_shared<U>(size_);
     backend_->copy(other.data(), data_, size_);
   }
   DeviceArray& operator=(const DeviceArray& other) {
@@ -71,9 +75,11 @@ class DeviceArray {
   bool empty() const { return size_ == 0; }
   // The backend that holds it (null for a default-constructed, empty array).
   B* backend() const { return backend_; }
-  // The buffer it is a slice of, and where in it (an arena's layout).
-  const Buffer* storage() const { return owner_.get(); }
+  // What holds its memory (the same for every slice of one buffer), where in it its elements
+  // start and how many that holds (an arena's layout).
+  const void* storage() const { return owner_.get(); }
   std::size_t offset() const { return offset_; }
+  std::size_t storage_size() const { return storage_size_; }
 
  private:
   void swap(DeviceArray& other) noexcept {
@@ -82,11 +88,12 @@ class DeviceArray {
     std::swap(data_, other.data_);
     std::swap(size_, other.size_);
     std::swap(offset_, other.offset_);
+    std::swap(storage_size_, other.storage_size_);
   }
   B* backend_ = nullptr;
-  std::shared_ptr<Buffer> owner_;
+  std::shared_ptr<void> owner_;
   U* data_ = nullptr;
-  std::size_t size_ = 0, offset_ = 0;
+  std::size_t size_ = 0, offset_ = 0, storage_size_ = 0;
 };
 
 // A row-major tensor of rank N of B's value type in a non-host backend's memory.
@@ -115,6 +122,34 @@ class DeviceTensor {
   shape_type shape_{};
   DeviceArray<B, value_type> data_;
 };
+
+// A training step whose device memory is planned (core/memory_plan.hpp): while it lives, the
+// backend's allocations are recorded, the first time a step of this shape (`key`, e.g. the
+// minibatch's rows and width) runs, and served from one arena every time after. Declare it
+// before anything the step allocates, so that all of it is released when the step ends. On a
+// backend that does not plan (the CPU's) it does nothing.
+template <class B>
+class PlannedStep {
+ public:
+  PlannedStep(B& backend, std::uint64_t key) : backend_(backend), exceptions_(std::uncaught_exceptions()) {
+    if constexpr (plans) backend_.begin_planned_step(key);
+  }
+  ~PlannedStep() {
+    if constexpr (plans) backend_.end_planned_step(std::uncaught_exceptions() == exceptions_);
+  }
+  PlannedStep(const PlannedStep&) = delete;
+  PlannedStep& operator=(const PlannedStep&) = delete;
+
+ private:
+  static constexpr bool plans = requires(B& b) { b.begin_planned_step(std::uint64_t{}); };
+  B& backend_;
+  int exceptions_;
+};
+
+// The key of a step over a (rows x width) batch.
+inline std::uint64_t step_key(std::size_t rows, std::size_t width) {
+  return (static_cast<std::uint64_t>(rows) << 32) ^ static_cast<std::uint64_t>(width);
+}
 
 // A layer's array of U in B's memory: std::vector on the host, DeviceArray elsewhere.
 template <class B, class U>

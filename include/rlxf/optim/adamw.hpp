@@ -85,9 +85,9 @@ struct AdamWState {
 // the accumulation type and then rounds into the working values. The update is the
 // backend's adamw: on the host one call a parameter; on a device the optimizer packs its
 // parameters into one arena (decaying ones first, then the rest) with its moments beside them,
-// and a step is two adamw launches (one per weight-decay group) and one cast, whatever the
-// number of parameters. (Should another optimizer repack the same parameters, this one sees
-// it and updates them one by one.)
+// and a step is one adamw launch (AdamWStep::decayed marks where the decaying group ends) and
+// one cast, whatever the number of parameters. (Should another optimizer repack the same
+// parameters, this one sees it and updates them one by one.)
 template <class P>
 class BasicAdamW {
   using Traits = nn::parameter_traits<P>;
@@ -256,23 +256,16 @@ class BasicAdamW {
         return false;
     return true;
   }
-  // One step over the whole arena: adamw on each weight-decay group, then the working weights.
+  // One step over the whole arena: one adamw (the decaying group first, decayed = where it
+  // ends), then the working weights.
   void step_arena(AdamWStep s) {
     P& any = *params_.front().param;
     Backend& be = nn::backend_of(any);
     const std::size_t at = arena_offsets_.front();
     A* master = nn::master_data(any) - at;
-    const A* grad = any.grad.data() - at;
-    A* m = first_.front().data() - at;
-    A* v = second_.front().data() - at;
-    if (decay_end_ > 0) {
-      s.weight_decay = cfg_.weight_decay;
-      be.adamw(master, grad, m, v, decay_end_, s);
-    }
-    if (arena_size_ > decay_end_) {
-      s.weight_decay = 0.0;
-      be.adamw(master + decay_end_, grad + decay_end_, m + decay_end_, v + decay_end_, arena_size_ - decay_end_, s);
-    }
+    s.weight_decay = cfg_.weight_decay;
+    s.decayed = decay_end_;
+    be.adamw(master, any.grad.data() - at, first_.front().data() - at, second_.front().data() - at, arena_size_, s);
     be.template cast<A, typename Backend::value_type>(master, any.value.data() - at, arena_size_);
   }
 

@@ -172,17 +172,22 @@ TrainReport run_training(const List& params, std::size_t n_examples,
     for (std::size_t lo = 0; lo < n_examples; lo += opt.batch_size) {
       batch.assign(order.begin() + static_cast<std::ptrdiff_t>(lo),
                    order.begin() + static_cast<std::ptrdiff_t>(std::min(n_examples, lo + opt.batch_size)));
-      adamw.zero_grad();
-      const double loss = step(std::span<const std::size_t>(batch));
-      if (!std::isfinite(loss))
-        diverged("loss", loss, epoch);
-      const double norm = optim::grad_norm(params);
-      if (!std::isfinite(norm))
-        diverged("gradient norm", norm, epoch);
-      if (opt.max_grad_norm > 0)
-        optim::clip_grad_norm(params, opt.max_grad_norm);
-      adamw.set_lr(schedule(adamw.steps()));
-      adamw.step();
+      double loss = 0;
+      {  // the step's device memory, planned per batch size (and padded length: the plan's
+         // first allocation), validation left out; a no-op on the CPU
+        const auto planned = nn::planned_step(params, batch.size());
+        adamw.zero_grad();
+        loss = step(std::span<const std::size_t>(batch));
+        if (!std::isfinite(loss))
+          diverged("loss", loss, epoch);
+        const double norm = optim::grad_norm(params);
+        if (!std::isfinite(norm))
+          diverged("gradient norm", norm, epoch);
+        if (opt.max_grad_norm > 0)
+          optim::clip_grad_norm(params, opt.max_grad_norm);
+        adamw.set_lr(schedule(adamw.steps()));
+        adamw.step();
+      }
       ++report.steps;
       loss_sum += loss, ++loss_count;
       const bool validate_now = validate && report.steps % eval_every == 0;

@@ -5,10 +5,13 @@
 //   m_hat = m / (1 - beta1^t),     v_hat = v / (1 - beta2^t),
 //   p = p - lr (m_hat / (sqrt(v_hat) + eps) + wd p)
 // with the decay term decoupled (applied to p, not added to g) and wd = 0 for parameters the
-// optimizer's DecayRule excludes. The bias corrections and 1 - beta are computed in double on
-// the host, as the CPU does, and rounded once to f32; the update itself is f32 (the CPU's is
-// double, rounded once), so results agree to a few f32 ulps. p, g, m and v are f32.
+// optimizer's DecayRule excludes: elements [0, decayed) take wd, the rest 0, so an arena that
+// packs the decaying parameters first is updated by one launch. The bias corrections and
+// 1 - beta are computed in double on the host, as the CPU does, and rounded once to f32; the
+// update itself is f32 (the CPU's is double, rounded once), so results agree to a few f32
+// ulps. p, g, m and v are f32.
 // Grid-stride over 128-bit vectors when all four arrays are 16-byte aligned.
+#include <climits>
 #include <cmath>
 #include <cstddef>
 
@@ -24,6 +27,7 @@ struct AdamWParams {
   float* m = nullptr;           // (n) first moment, updated in place
   float* v = nullptr;           // (n) second moment, updated in place
   long long n = 0;
+  long long decayed = LLONG_MAX;  // elements [0, decayed) take weight_decay, the rest none
   float lr = 0, beta1 = 0, beta2 = 0, eps = 0, weight_decay = 0;
   float one_minus_beta1 = 0, one_minus_beta2 = 0;  // 1 - beta, from the doubles
   float correction1 = 1, correction2 = 1;          // 1 - beta1^t, 1 - beta2^t
@@ -75,7 +79,8 @@ struct AdamWUpdate {
         v[k] = p.beta2 * v[k] + p.one_minus_beta2 * g[k] * g[k];
         const float m_hat = m[k] / p.correction1;
         const float v_hat = v[k] / p.correction2;
-        w[k] = w[k] - p.lr * (m_hat / (math::sqrt(v_hat) + p.eps) + p.weight_decay * w[k]);
+        const float wd = i + k < p.decayed ? p.weight_decay : 0.0f;
+        w[k] = w[k] - p.lr * (m_hat / (math::sqrt(v_hat) + p.eps) + wd * w[k]);
       }
       store<W>(ctx, p.param + i, w);
       store<W>(ctx, p.m + i, m);

@@ -162,7 +162,7 @@ struct LayerNormBackward {
       const T* dy = p.dy + row * C;
       T* dx = p.dx + row * C;
       const float mean = p.mean[row], rstd = p.rstd[row];
-      float xs[chunks][V], dys[chunks][V];
+      float xs[chunks][V] = {}, dys[chunks][V] = {};  // = {}: g++ cannot see that the chunks fill them
       float sums[2] = {0.0f, 0.0f};  // sum g, sum g xhat
       auto add_sums = [&](const float (&xv)[V], const float (&dyv)[V], int col) {
         float g[V];

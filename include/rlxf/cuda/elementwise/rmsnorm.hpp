@@ -134,7 +134,7 @@ struct RmsNormBackward {
       const T* dy = p.dy + row * C;
       T* dx = p.dx + row * C;
       const float rstd = p.rstd[row];
-      float xs[chunks][V], dys[chunks][V];
+      float xs[chunks][V] = {}, dys[chunks][V] = {};  // = {}: g++ cannot see that the chunks fill them
       float gx[1] = {0.0f};  // sum dy gamma x
       auto add_sum = [&](const float (&xv)[V], const float (&dyv)[V], int col) {
         float g[V];

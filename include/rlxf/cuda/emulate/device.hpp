@@ -41,11 +41,17 @@ class Device {
   Options& options() { return launcher_.options; }
   const Options& options() const { return launcher_.options; }
   const Launcher& launcher() const { return launcher_; }
+  // Kernels launched on this device so far (what a test counts to check an op's launches).
+  std::uint64_t launches() const { return launcher_.launches; }
 
   template <class T>
   Buffer<T> allocate(std::size_t n) const {
+    ++allocations_;
     return Buffer<T>(n);
   }
+  // Buffers allocated on this device so far (what a test counts to check that a step allocates
+  // nothing).
+  std::uint64_t allocations() const { return allocations_; }
   template <class T>
   void copy_to_device(std::span<const T> host, Buffer<T>& buf) const {
     RLXF_REQUIRE(host.size() == buf.size(), "emulate::Device: copying ", host.size(), " elements into ", buf.size());
@@ -68,6 +74,7 @@ class Device {
  private:
   Launcher launcher_;
   int sm_count_;
+  mutable std::uint64_t allocations_ = 0;
 };
 
 static_assert(rlxf::TrainingBackend<cuda::Backend<Device>>,

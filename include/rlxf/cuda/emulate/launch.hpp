@@ -56,8 +56,10 @@ void launch(const LaunchConfig& config, const typename Kernel::Params& params, c
 // The launcher host dispatch functions (see KernelTag) take to run under the emulator.
 struct Launcher {
   Options options;
+  mutable std::uint64_t launches = 0;  // kernels launched through this launcher so far
   template <class Kernel>
   void operator()(KernelTag<Kernel>, const LaunchConfig& config, const typename Kernel::Params& params) const {
+    ++launches;
     launch<Kernel>(config, params, options);
   }
 };
