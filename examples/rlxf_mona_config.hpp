@@ -3,10 +3,12 @@
 // range and meaning, read from JSON without coercion, validated as a whole before the job
 // writes anything, and printed by --help. A header of its own so that the JSON-config fuzz
 // target (tests/fuzz/fuzz_json.cpp) runs exactly this code.
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -34,6 +36,7 @@ struct Config {
   std::size_t policy_d_model = 96, policy_layers = 2, policy_heads = 4;
   std::size_t sft_epochs = 1;
   double sft_lr = 2e-3;
+  std::size_t rm_d_model = 64, rm_layers = 2, rm_heads = 4;
   std::size_t rm_epochs = 4;
   double rm_lr = 2e-3;
   std::size_t steps = 60, prompts_per_step = 32, checkpoint_every = 5, eval_every = 10;
@@ -55,6 +58,9 @@ struct Config {
   X(policy_heads, Range::closed(1, 64), "policy attention heads")                                               \
   X(sft_epochs, Range::closed(1, 1000), "supervised fine-tuning epochs over the training rows")                 \
   X(sft_lr, Range::above(0, 1), "SFT peak learning rate")                                                       \
+  X(rm_d_model, Range::closed(8, 4096), "reward-model encoder width; rm_heads must divide it")                 \
+  X(rm_layers, Range::closed(1, 64), "reward-model encoder blocks")                                             \
+  X(rm_heads, Range::closed(1, 64), "reward-model attention heads")                                             \
   X(rm_epochs, Range::closed(1, 1000), "reward-model training epochs")                                          \
   X(rm_lr, Range::above(0, 1), "reward-model peak learning rate")                                               \
   X(steps, Range::closed(1, 1e6), "fine-tuning steps")                                                          \
@@ -109,10 +115,28 @@ inline void validate(const Config& c, std::string_view algorithm) {
   if (c.data.empty()) usage_error("field 'data' is empty: expected the path of a MONA-format CSV file");
   if (c.policy_d_model % c.policy_heads != 0)
     usage_error("field 'policy_heads' = ", c.policy_heads, " must divide 'policy_d_model' = ", c.policy_d_model);
+  if (c.rm_d_model % c.rm_heads != 0)
+    usage_error("field 'rm_heads' = ", c.rm_heads, " must divide 'rm_d_model' = ", c.rm_d_model);
   if (algorithm == "ppo" && c.adaptive_kl && !(c.kl_horizon > 0.2 * static_cast<double>(c.prompts_per_step)))
     usage_error("field 'kl_horizon' = ", c.kl_horizon, ": expected > 0.2 x 'prompts_per_step' = ",
                 0.2 * static_cast<double>(c.prompts_per_step),
                 " (a step of the adaptive KL controller could otherwise make beta negative)");
+}
+
+// The CUDA backend's attention kernels exist for some head dimensions only (`head_dims`,
+// cuda::attention::shipped_head_dims): both models' d_model / heads must be one of them.
+inline void validate_cuda_shapes(const Config& c, std::span<const int> head_dims) {
+  std::string allowed;
+  for (int d : head_dims) allowed += (allowed.empty() ? "" : ", ") + std::to_string(d);
+  const auto check = [&](const char* width, std::size_t d_model, const char* heads, std::size_t n_heads) {
+    const std::size_t head_dim = d_model / n_heads;
+    if (std::find(head_dims.begin(), head_dims.end(), static_cast<int>(head_dim)) == head_dims.end())
+      usage_error("field '", heads, "' = ", n_heads, " with '", width, "' = ", d_model, " gives attention heads of ",
+                  head_dim, " dimensions; the CUDA backend's attention kernels take ", allowed,
+                  " (e.g. '", width, "' = ", head_dims.front() * n_heads, ")");
+  };
+  check("policy_d_model", c.policy_d_model, "policy_heads", c.policy_heads);
+  check("rm_d_model", c.rm_d_model, "rm_heads", c.rm_heads);
 }
 
 inline Config from_json(const nlohmann::json& j) {
@@ -145,15 +169,17 @@ inline std::string usage() {
   const Config d;
   const nlohmann::json defaults = to_json(d);
   std::string u =
-      "usage: rlxf_mona [--config FILE.json] [--run DIR] [--algorithm ppo|dpo|rs|grpo|rloo] [--device cpu|cuda]\n"
-      "                 [--help]\n"
+      "usage: rlxf_mona [--config FILE.json] [--run DIR] [--algorithm ppo|dpo|rs|grpo|rloo]\n"
+      "                 [--device cpu|cuda|cuda-emulator] [--help]\n"
       "\n"
       "The RLXF pipeline on a MONA export: tokenizer, SFT policy, reward model, fine-tuning, evaluation.\n"
       "\n"
       "  --config FILE   JSON object overriding any of the keys below (unknown keys are an error)\n"
       "  --run DIR       run folder, resumed where it stopped (default runs/rlxf_mona)\n"
       "  --algorithm A   ppo (default), dpo, rs (rejection sampling), grpo or rloo\n"
-      "  --device D      cpu (default) or cuda (a GPU; without a usable one it stops at once)\n"
+      "  --device D      cpu (default); cuda: a GPU (without a usable one it stops at once); cuda-emulator:\n"
+      "                  the CUDA code path with its kernels run by the CPU emulator (slow; for checking)\n"
+      "                  The CUDA backend's attention needs d_model / heads = 64 or 128 in both models.\n"
       "  --help, -h      this text\n"
       "\n"
       "Configuration keys (default; allowed values):\n";

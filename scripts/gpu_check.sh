@@ -3,8 +3,9 @@
 # packages (../shared/GPU.md), builds rlxf against the folder scripts/pack_gpu_deps.sh packed
 # here, runs every test (the GPU tests then run instead of skipping), the GPU kernel
 # benchmarks against cuBLAS / cuDNN (scripts/run_gpu_benchmarks.sh) and the training-step
-# benchmarks (SFT and PPO steps on the GPU, the SFT step on the CPU), and writes a Markdown
-# summary. Meant to finish within 8 minutes on 16 cores.
+# benchmarks (SFT and PPO steps on the GPU, the SFT step on the CPU), runs a small main job
+# with --device cuda, and writes a Markdown summary. Meant to finish within 8 minutes on 16
+# cores.
 #
 # Usage: scripts/gpu_check.sh [options]
 #   --deps DIR        the packed dependencies (default: deps-gpu in the repository)
@@ -13,7 +14,8 @@
 #   --archs LIST      CMAKE_CUDA_ARCHITECTURES (default 90: the H200 of GPU.md)
 #   --jobs N          parallel build and test jobs (default: nproc)
 # Writes to the results folder: summary.md, and the logs configure.log, build.log, ctest.log,
-# bench/ (the kernel benchmarks' JSON, tables and summary.md), train_step_gpu.txt, train_step.txt.
+# bench/ (the kernel benchmarks' JSON, tables and summary.md), train_step_gpu.txt, train_step.txt,
+# main_job/ (its config, log and run folder).
 #
 # Exit status: 0 when everything ran and passed, 1 when a step failed (the summary says
 # which; later steps still run where they can), 2 when there is no usable GPU.
@@ -100,6 +102,13 @@ if [[ $built -eq 1 ]]; then
   step "training-step benchmark (GPU)" "$out/train_step_gpu.txt" "$build_dir/benchmarks/bench_cuda_train_step"
   step "training-step benchmark (CPU)" "$out/train_step.txt" "$build_dir/benchmarks/bench_train_step" \
     --benchmark_filter='sft_step_gpt2_small/checkpointing:0'
+  # ---- the main job on the GPU: a small run end to end (heads of 64 dimensions) ----
+  mkdir -p "$out/main_job"
+  "$build_dir/examples/mona_synthetic" --rows 2000 --out "$out/main_job/data.csv" >/dev/null
+  printf '{"data": "%s", "policy_d_model": 128, "policy_heads": 2, "rm_heads": 1, "steps": 10, "eval_every": 5,
+ "eval_prompts": 64, "eval_during_training": 16}\n' "$out/main_job/data.csv" >"$out/main_job/config.json"
+  step "main job (--device cuda)" "$out/main_job/log.txt" "$build_dir/examples/rlxf_mona" --device cuda \
+    --config "$out/main_job/config.json" --run "$out/main_job/run"
 fi
 
 # ---- summary ----
@@ -125,6 +134,12 @@ fi
     [[ -f "$out/train_step_gpu.txt" ]] && grep -E '^(sft|ppo)_' "$out/train_step_gpu.txt"
     [[ -f "$out/train_step.txt" ]] && grep -E '^(sft|ppo)_' "$out/train_step.txt"
     echo '```'
+  fi
+  if [[ -f "$out/main_job/run/result.json" ]]; then
+    echo; echo "## The main job on the GPU"; echo
+    echo "rlxf_mona --device cuda on 2000 synthetic rows (config.json: policy 128 wide, 2 heads; 10 PPO steps):"
+    echo '```'; grep -E "^(device|SFT policy|reward model, held-out|fine-tuning done|wrote)" "$out/main_job/log.txt"
+    cat "$out/main_job/run/result.json"; echo '```'
   fi
   echo; echo "Total: $(( $(date +%s) - started )) s."
 } > "$out/summary.md"

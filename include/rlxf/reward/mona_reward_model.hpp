@@ -7,6 +7,10 @@
 //   std::vector<double> r = rm.score(prompts, responses);   // P(MET) of each answer
 //   rm.save("run/reward_model");  auto again = reward::MonaRewardModel::load("run/reward_model");
 //
+// BasicMonaRewardModel<B> holds its classifier on backend B (MonaRewardModel: the CPU's, in
+// float); the tokenizer and the scores stay on the host. Its files are the same whichever
+// backend wrote them.
+//
 // The classifier reads classifier_text(context, answer) (data/mona.hpp), the context parsed back
 // from the prompt, as [CLS] tokens [SEP], truncated to max_tokens. A directory holds
 // tokenizer/ (vocab.json, merges.txt, special_tokens_map.json), classifier/ (config.json,
@@ -32,6 +36,7 @@
 #include "rlxf/model/checkpoint.hpp"
 #include "rlxf/model/hf_config.hpp"
 #include "rlxf/model/sequence_classifier.hpp"
+#include "rlxf/nn/backend.hpp"
 #include "rlxf/reward/classifier_training.hpp"
 #include "rlxf/tokenize/bpe.hpp"
 
@@ -48,10 +53,12 @@ struct RewardSettings {
   RewardOutput output = RewardOutput::probability;
 };
 
-class MonaRewardModel {
+template <class B>
+class BasicMonaRewardModel {
  public:
-  MonaRewardModel(tokenize::Bpe tokenizer, model::SequenceClassifier<float> classifier,
-                  RewardSettings settings = {})
+  using Classifier = model::BasicSequenceClassifier<B>;
+
+  BasicMonaRewardModel(tokenize::Bpe tokenizer, Classifier classifier, RewardSettings settings = {})
       : tokenizer_(std::move(tokenizer)), classifier_(std::move(classifier)), settings_(settings) {
     RLXF_REQUIRE(tokenizer_.cls() && tokenizer_.sep(),
                  "MonaRewardModel: the tokenizer needs CLS and SEP special tokens");
@@ -114,8 +121,8 @@ class MonaRewardModel {
   }
 
   const tokenize::Bpe& tokenizer() const { return tokenizer_; }
-  const model::SequenceClassifier<float>& classifier() const { return classifier_; }
-  model::SequenceClassifier<float>& classifier() { return classifier_; }
+  const Classifier& classifier() const { return classifier_; }
+  Classifier& classifier() { return classifier_; }
   const RewardSettings& settings() const { return settings_; }
   void set_temperature(double t) {
     RLXF_REQUIRE(std::isfinite(t) && t > 0, "temperature must be > 0, got ", t);
@@ -135,7 +142,8 @@ class MonaRewardModel {
     file.commit();
   }
 
-  static MonaRewardModel load(const std::filesystem::path& dir) {
+  // The classifier is built on `backend` (needed when B has state, as the CUDA backends do).
+  static BasicMonaRewardModel load(const std::filesystem::path& dir, nn::BackendRef<B> backend = {}) {
     return with_context("loading reward model " + dir.string(), [&] {
       const nlohmann::json j = io::read_json(dir / "reward.json");
       RewardSettings s;
@@ -153,16 +161,18 @@ class MonaRewardModel {
           fail("output is '", output, "', expected 'probability' or 'logit'");
         s.output = output == "logit" ? RewardOutput::logit : RewardOutput::probability;
       });
-      return MonaRewardModel(tokenize::Bpe::load(std::filesystem::path(dir / "tokenizer")),
-                             model::load_classifier<float>(dir / "classifier"), s);
+      return BasicMonaRewardModel(tokenize::Bpe::load(std::filesystem::path(dir / "tokenizer")),
+                                  model::load_classifier<B>(dir / "classifier", backend), s);
     });
   }
 
  private:
   tokenize::Bpe tokenizer_;
-  model::SequenceClassifier<float> classifier_;
+  Classifier classifier_;
   RewardSettings settings_;
 };
+
+using MonaRewardModel = BasicMonaRewardModel<nn::backend_for_t<float>>;
 
 static_assert(RewardModel<MonaRewardModel>);
 

@@ -38,8 +38,9 @@ struct MonaRewardTrainConfig {
 };
 
 // Labelled sequences of the given rows (MET = 1), as the reward model encodes them.
-inline std::vector<LabelledSequence> mona_examples(const MonaRewardModel& rm, const data::MonaTable& table,
-                                                   std::span<const std::size_t> rows) {
+template <class B>
+std::vector<LabelledSequence> mona_examples(const BasicMonaRewardModel<B>& rm, const data::MonaTable& table,
+                                            std::span<const std::size_t> rows) {
   std::vector<LabelledSequence> out;
   out.reserve(rows.size());
   for (std::size_t i : rows) {
@@ -50,13 +51,16 @@ inline std::vector<LabelledSequence> mona_examples(const MonaRewardModel& rm, co
   return out;
 }
 
-inline std::pair<MonaRewardModel, ClassifierTrainResult> train_mona_reward_model(
+// The classifier is built and trained on `backend` (the CPU's, in float, by default).
+template <class B = nn::backend_for_t<float>>
+std::pair<BasicMonaRewardModel<B>, ClassifierTrainResult> train_mona_reward_model(
     const data::MonaTable& table, std::span<const std::size_t> train_rows, std::span<const std::size_t> val_rows,
-    tokenize::Bpe tokenizer, const MonaRewardTrainConfig& cfg = {}, const ProgressFn& progress = {}) {
+    tokenize::Bpe tokenizer, const MonaRewardTrainConfig& cfg = {}, const ProgressFn& progress = {},
+    nn::BackendRef<B> backend = {}) {
   const model::EncoderConfig enc = cfg.encoder(tokenizer.vocab_size());
   Rng init(cfg.seed, 1);
-  MonaRewardModel rm(std::move(tokenizer), model::SequenceClassifier<float>(enc, 2, init),
-                     {.max_tokens = cfg.max_tokens});
+  BasicMonaRewardModel<B> rm(std::move(tokenizer), model::BasicSequenceClassifier<B>(enc, 2, init, backend),
+                             {.max_tokens = cfg.max_tokens});
   const auto train = mona_examples(rm, table, train_rows), val = mona_examples(rm, table, val_rows);
   ClassifierTrainResult fit = train_classifier(rm.classifier(), train, val, cfg.classifier, progress);
   rm.set_temperature(fit.temperature);
