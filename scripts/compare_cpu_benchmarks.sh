@@ -16,7 +16,7 @@
 set -euo pipefail
 [[ $# -ge 2 ]] || { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 1; }
 before=$1 after=$2 rounds=${3:-4}
-filter=${4:-'sft_step_gpt2_small/checkpointing:0|ppo_step_main_job'}
+filter=${4:-'sft_step_gpt2_small(/iterations|/checkpointing:0)|ppo_step_main_job'}
 for d in "$before" "$after"; do
   for b in bench_train_step bench_decoder; do
     [[ -x "$d/benchmarks/$b" ]] || { echo "no $d/benchmarks/$b" >&2; exit 1; }
@@ -41,10 +41,15 @@ times = {}
 for path in sorted(glob.glob(os.path.join(sys.argv[1], "*.json"))):
     side = os.path.basename(path).split("_")[1]
     for b in json.load(open(path))["benchmarks"]:
-        times.setdefault(b["name"], {}).setdefault(side, []).append(b["real_time"])
+        # Builds from before the SFT step took a checkpointing argument name it without one.
+        name = b["name"].replace("/checkpointing:0", "")
+        times.setdefault(name, {}).setdefault(side, []).append(b["real_time"])
 print("| benchmark | before (median) | after (median) | after / before |")
 print("|---|---|---|---|")
 for name, sides in times.items():
+    if "before" not in sides or "after" not in sides:
+        print(f"| {name} | {'n/a' if 'before' not in sides else 'ran'} | {'n/a' if 'after' not in sides else 'ran'} | |")
+        continue
     before, after = statistics.median(sides["before"]), statistics.median(sides["after"])
     print(f"| {name} | {before:.0f} ms | {after:.0f} ms | {after / before:.3f} |")
 EOF
