@@ -22,11 +22,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
-#include <limits>
-#include <map>
 #include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -155,7 +151,6 @@ int main(int argc, char** argv) try {
   }
   const data::Split outer = data::random_split(table.labelled(), 0.2, cfg.seed);
   const data::Split inner = data::random_split(outer.train, 0.1, cfg.seed + 1);
-  const auto prompt_of = [&](std::size_t i) { return data::policy_prompt(data::condition_context(table.records[i])); };
   activity = "preparing the tokenizer in " + (run / "tokenizer").string();
   tokenize::Bpe bpe = [&] {
     // Bpe::save writes special_tokens_map.json last: without it a save was cut short (the
@@ -164,7 +159,7 @@ int main(int argc, char** argv) try {
       return tokenize::Bpe::load(fs::path(run / "tokenizer"));
     std::vector<std::string> corpus;
     for (std::size_t i : outer.train) {
-      corpus.push_back(prompt_of(i));
+      corpus.push_back(prompt_of(table, i));
       corpus.push_back(data::classifier_text(table.records[i]));
     }
     tokenize::Bpe b = tokenize::Bpe::train(corpus, {.vocab_size = cfg.vocab});

@@ -44,6 +44,11 @@ struct Job {
   std::string* activity = nullptr;  // what the job is doing, for errors that do not say
 };
 
+// The policy prompt (the paper's template) of row `i` of the table.
+inline std::string prompt_of(const data::MonaTable& table, std::size_t i) {
+  return data::policy_prompt(data::condition_context(table.records[i]));
+}
+
 inline double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -91,7 +96,6 @@ void run_stages(const Job& job, nn::BackendRef<B> backend = {}) {
   const data::MonaTable& table = *job.table;
   const std::string& algorithm = job.algorithm;
   std::string& activity = *job.activity;
-  const auto prompt_of = [&](std::size_t i) { return data::policy_prompt(data::condition_context(table.records[i])); };
 
   // 2. SFT policy.
   activity = "supervised fine-tuning (" + (run / "sft").string() + ")";
@@ -109,7 +113,7 @@ void run_stages(const Job& job, nn::BackendRef<B> backend = {}) {
     for (std::size_t i = rows.size(); i-- > 1;)
       std::swap(rows[i], rows[shuffle.next_below(static_cast<std::uint32_t>(i + 1))]);
     for (std::size_t i : rows) {
-      prompts.push_back(prompt_of(i));
+      prompts.push_back(prompt_of(table, i));
       answers.push_back(data::collapse_space(table.records[i].description));
     }
     const auto report = algo::sft(policy, prompts, answers,
@@ -153,8 +157,8 @@ void run_stages(const Job& job, nn::BackendRef<B> backend = {}) {
     std::set<std::string> seen;
     std::vector<std::string> out;
     for (std::size_t i : rows)
-      if (seen.insert(prompt_of(i)).second)
-        out.push_back(prompt_of(i));
+      if (seen.insert(prompt_of(table, i)).second)
+        out.push_back(prompt_of(table, i));
     Rng shuffle(cfg.seed, stream);
     for (std::size_t i = out.size(); i-- > 1;)
       std::swap(out[i], out[shuffle.next_below(static_cast<std::uint32_t>(i + 1))]);

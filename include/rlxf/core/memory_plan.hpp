@@ -3,9 +3,10 @@
 // handed out from one arena, so a step of a shape seen before allocates nothing.
 //
 // A planned step (begin .. end) is identified by the caller's key (e.g. the minibatch's rows
-// and width) and the size of its first allocation; sizes are compared exactly, as asked. The first step of an identity is recorded:
-// every allocation is left to the caller (a pool allocation), and its size and lifetime (the
-// allocations and releases before and after it) are kept. At its end the allocations released
+// and width) and the size of its first allocation (sizes are compared exactly, as asked). The
+// first step of an identity is recorded: every allocation is left to the caller (a pool
+// allocation), and its size and lifetime (the allocations and releases before and after it)
+// are kept. At its end the allocations released
 // within the step are placed in one address range so that no two alive at the same time
 // overlap (first fit, largest first: the static planning of TFLite's and TVM's arenas); what
 // was still alive at the end (an output kept across steps) stays the caller's. A later step of
@@ -47,10 +48,7 @@ class MemoryPlanner {
     std::size_t recorded = 0;    // steps recorded into a plan
     std::size_t replayed = 0;    // steps served wholly from the arena
     std::size_t diverged = 0;    // steps that left their plan (recorded again next time)
-    std::size_t arena_grants = 0, own_grants = 0;  // allocations of planned steps, by who holds them
   };
-
-  bool in_step() const { return in_step_; }
 
   void begin(std::uint64_t key) {
     RLXF_REQUIRE(!in_step_, "MemoryPlanner: a planned step began inside another");
@@ -68,12 +66,7 @@ class MemoryPlanner {
   // Memory for `bytes` inside a step (outside one, the caller's: offset unplanned).
   Grant allocate(std::size_t bytes) {
     const Grant g{next_id_++, in_step_ ? place(bytes) : unplanned};
-    if (g.offset != unplanned) {
-      live_.emplace(g.id, Block{g.offset, round_up(bytes), generation_});
-      ++stats_.arena_grants;
-    } else if (in_step_) {
-      ++stats_.own_grants;
-    }
+    if (g.offset != unplanned) live_.emplace(g.id, Block{g.offset, round_up(bytes), generation_});
     if (recording_) {
       recorded_.emplace(g.id, events_.size());
       events_.push_back({bytes, tick_++, open});

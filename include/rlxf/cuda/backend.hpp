@@ -122,10 +122,10 @@ class Backend {
     if (g.offset != MemoryPlanner::unplanned && planned_.arena && g.offset + bytes <= planned_.arena->size()) {
       T* p = reinterpret_cast<T*>(planned_.arena->data() + g.offset);
       device_.zero(p, bytes);
-      return {std::make_shared<ArenaLease>(planned_.planner, g.id, planned_.arena), p};
+      return {std::make_shared<Lease<std::shared_ptr<Buffer<std::byte>>>>(planned_.planner, g.id, planned_.arena), p};
     }
-    auto lease = std::make_shared<OwnLease<T>>(planned_.planner, g.id, allocate<T>(n));
-    return {lease, lease->buffer.data()};
+    auto lease = std::make_shared<Lease<Buffer<T>>>(planned_.planner, g.id, allocate<T>(n));
+    return {lease, lease->held.data()};
   }
   // A training step whose allocations are planned (see above); `key` names its shape.
   void begin_planned_step(std::uint64_t key) { planned_.planner->begin(key); }
@@ -580,23 +580,15 @@ class Backend {
     return attention::make_dims(shape, options);
   }
 
-  // What keeps planned memory alive and tells the planner when it is no longer used.
-  struct ArenaLease {
+  // What keeps an allocate_shared grant's memory alive (`held`: the arena it is a slice of, or
+  // a buffer of its own) and tells the planner when it is no longer used.
+  template <class Held>
+  struct Lease {
     std::shared_ptr<MemoryPlanner> planner;
     std::uint64_t id;
-    std::shared_ptr<Buffer<std::byte>> arena;
-    ArenaLease(std::shared_ptr<MemoryPlanner> p, std::uint64_t i, std::shared_ptr<Buffer<std::byte>> a)
-        : planner(std::move(p)), id(i), arena(std::move(a)) {}
-    ~ArenaLease() { planner->release(id); }
-  };
-  template <class T>
-  struct OwnLease {
-    std::shared_ptr<MemoryPlanner> planner;
-    std::uint64_t id;
-    Buffer<T> buffer;
-    OwnLease(std::shared_ptr<MemoryPlanner> p, std::uint64_t i, Buffer<T> b)
-        : planner(std::move(p)), id(i), buffer(std::move(b)) {}
-    ~OwnLease() { planner->release(id); }
+    Held held;
+    Lease(std::shared_ptr<MemoryPlanner> p, std::uint64_t i, Held h) : planner(std::move(p)), id(i), held(std::move(h)) {}
+    ~Lease() { planner->release(id); }
   };
   // The planner and its arena; a copy of a backend plans on its own.
   struct Planned {
